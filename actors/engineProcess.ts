@@ -1,0 +1,67 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fromCallback } from 'xstate';
+import { isEngineEvent, type EngineCommand, type EngineEvent } from '../ipc/protocol.js';
+import type { EngineProcessCommand, EngineProcessEvent } from '../machines/engine.js';
+
+/** The compiled engine entry point (this file is dist/actors/engineProcess.js). */
+export const ENGINE_ENTRY = new URL('../media/engine.js', import.meta.url);
+
+/** How the process actor talks to its owner: engine events out, and a way to send commands in. */
+export interface EngineProcessHooks {
+  /** Every event from the engine, `ready` included. */
+  onEvent(event: EngineEvent): void;
+  /** A line the engine wrote on stdout/stderr (GStreamer's own logging, GST_DEBUG): the owner redacts it. */
+  onOutput(line: string, stream: 'stdout' | 'stderr'): void;
+  /** The process is there to talk to (or gone: null). */
+  onChannel(send: ((command: EngineCommand) => void) | null): void;
+  /** Extra environment for the engine. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The media engine as an actor: forks it, reports READY and EXIT to the engine machine, relays IPC to the hooks.
+ * Stopping the actor kills the process (the machine asks for a graceful SHUTDOWN before that).
+ */
+export function engineProcessLogic(hooks: EngineProcessHooks) {
+  return fromCallback<EngineProcessCommand>(({ sendBack, receive }) => {
+    let exited = false;
+    const child: ChildProcess = fork(ENGINE_ENTRY, [], {
+      // Its own process group: Ctrl-C in a terminal reaches the control plane, which stops the engine in order.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ...hooks.env },
+      serialization: 'json',
+    });
+    const send = (command: EngineCommand) => {
+      if (child.connected) child.send(command);
+    };
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const source = child[stream];
+      if (source) createInterface({ input: source }).on('line', (line) => hooks.onOutput(line, stream));
+    }
+    child.on('message', (message: unknown) => {
+      if (!isEngineEvent(message)) return;
+      if (message.type === 'ready') {
+        hooks.onChannel(send);
+        sendBack({ type: 'READY', pid: message.pid } satisfies EngineProcessEvent);
+      }
+      hooks.onEvent(message);
+    });
+    child.on('error', (error) => {
+      hooks.onOutput(`engine process error: ${error.message}`, 'stderr');
+    });
+    child.on('exit', (code, signal) => {
+      exited = true;
+      hooks.onChannel(null);
+      sendBack({ type: 'EXIT', code, signal } satisfies EngineProcessEvent);
+    });
+    receive((command) => {
+      if (command.type === 'SHUTDOWN') send({ type: 'shutdown', timeoutMs: command.timeoutMs });
+    });
+    return () => {
+      hooks.onChannel(null);
+      if (!exited) child.kill('SIGKILL');
+    };
+  });
+}

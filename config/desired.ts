@@ -1,0 +1,236 @@
+import { ConfigError } from './errors.js';
+import { expand } from './expand.js';
+import { maskUserinfo } from './redact.js';
+
+/** What to do when a pipeline ends with EOS on its own: a camera that hangs up ends the stream too. */
+export type EosPolicy = 'restart' | 'stop';
+
+/** Restart and timing policy for pipelines (twin key `restart_policy`, all optional). */
+export interface RestartPolicy {
+  /** First delay after a failure; doubles per consecutive failure. */
+  readonly initialDelayMs: number;
+  /** Cap of the doubling delay. */
+  readonly maxDelayMs: number;
+  /** A start that has not reached PLAYING after this long counts as failed. */
+  readonly startTimeoutMs: number;
+  /** Bounded wait for EOS to drain on a graceful stop (muxers finalise files), then NULL anyway. */
+  readonly stopTimeoutMs: number;
+  /** PLAYING this long resets the doubling delay. */
+  readonly stableAfterMs: number;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  initialDelayMs: 500,
+  maxDelayMs: 30_000,
+  startTimeoutMs: 15_000,
+  stopTimeoutMs: 5_000,
+  stableAfterMs: 10_000,
+};
+
+/** One pipeline as the twin describes it, before environment expansion. */
+export interface PipelineSpec {
+  /** `main` for the seed's `pipeline` key; the key under `pipelines` otherwise. */
+  readonly name: string;
+  /** The text as written in the twin, with `$VAR`s: the only form that is ever shown. */
+  readonly template: string;
+  readonly onEos: EosPolicy;
+}
+
+/** A desired document, checked for shape. */
+export interface DesiredConfig {
+  /** The twin's `$version`, when it has one. */
+  readonly version: number | null;
+  readonly pipelines: readonly PipelineSpec[];
+  /** Seed key `rtsp_pipeline` (served by the RTSP server; validated here). */
+  readonly rtspPipeline: string | null;
+  /** Seed key `webrtc_pipeline` (one per WebRTC viewer; validated here). */
+  readonly webrtcPipeline: string | null;
+  /** Seed key `http_server` (default true). */
+  readonly httpServer: boolean;
+  readonly restartPolicy: RestartPolicy;
+  /** Keys this version does not know: reported, not fatal, so a newer twin still runs. */
+  readonly unknownKeys: readonly string[];
+}
+
+/** A pipeline ready to run: expanded text plus what may be shown of it. */
+export interface ResolvedPipeline extends PipelineSpec {
+  /** Expanded text: given to GStreamer and nowhere else. */
+  readonly launch: string;
+}
+
+/** A desired document with every pipeline expanded. */
+export interface ResolvedConfig extends Omit<DesiredConfig, 'pipelines'> {
+  readonly pipelines: readonly ResolvedPipeline[];
+  /** Expanded `rtsp_pipeline` / `webrtc_pipeline`, validated with the rest. */
+  readonly extraLaunches: ReadonlyArray<{ readonly name: string; readonly launch: string }>;
+  /** Every value that came from the environment, for the redactor. */
+  readonly secrets: ReadonlyMap<string, string>;
+}
+
+export const MAIN_PIPELINE = 'main';
+const KNOWN_KEYS = new Set([
+  'pipeline',
+  'rtsp_pipeline',
+  'webrtc_pipeline',
+  'http_server',
+  'pipelines',
+  'on_eos',
+  'restart_policy',
+]);
+const PIPELINE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Takes a twin file's content or a desired document and returns the desired object: accepts
+ * `{"properties":{"desired":{...}}}` as in the seed's examples, `{"desired":{...}}`, or the desired object itself.
+ */
+export function desiredOf(document: unknown): Record<string, unknown> {
+  if (!isObject(document)) throw new ConfigError('twin document must be a JSON object');
+  if (isObject(document.properties)) {
+    const desired = document.properties.desired;
+    if (!isObject(desired)) throw new ConfigError('properties.desired must be an object');
+    return desired;
+  }
+  if (isObject(document.desired)) return document.desired;
+  return document;
+}
+
+function optionalString(desired: Record<string, unknown>, key: string): string | null {
+  const value = desired[key];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw new ConfigError(`${key} must be a string, got ${typeof value}`);
+  return value.trim() === '' ? null : value;
+}
+
+function eosPolicy(value: unknown, where: string): EosPolicy {
+  if (value === undefined || value === null) return 'restart';
+  if (value === 'restart' || value === 'stop') return value;
+  throw new ConfigError(`${where} must be "restart" or "stop"`);
+}
+
+function restartPolicyOf(value: unknown): RestartPolicy {
+  if (value === undefined || value === null) return DEFAULT_RESTART_POLICY;
+  if (!isObject(value)) throw new ConfigError('restart_policy must be an object');
+  const fields: Array<[keyof RestartPolicy, string]> = [
+    ['initialDelayMs', 'initial_delay_ms'],
+    ['maxDelayMs', 'max_delay_ms'],
+    ['startTimeoutMs', 'start_timeout_ms'],
+    ['stopTimeoutMs', 'stop_timeout_ms'],
+    ['stableAfterMs', 'stable_after_ms'],
+  ];
+  const policy: Record<string, number> = { ...DEFAULT_RESTART_POLICY };
+  for (const [field, key] of fields) {
+    const v = value[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 86_400_000) {
+      throw new ConfigError(`restart_policy.${key} must be a number of milliseconds between 0 and 86400000`);
+    }
+    policy[field] = v;
+  }
+  const result = policy as unknown as RestartPolicy;
+  if (result.maxDelayMs < result.initialDelayMs) {
+    throw new ConfigError('restart_policy.max_delay_ms must not be below initial_delay_ms');
+  }
+  return result;
+}
+
+/** Checks the shape of a desired document (no environment, no GStreamer). */
+export function parseDesired(document: unknown): DesiredConfig {
+  const desired = desiredOf(document);
+  const version = typeof desired.$version === 'number' ? desired.$version : null;
+  const pipelines: PipelineSpec[] = [];
+  const main = optionalString(desired, 'pipeline');
+  if (main !== null) pipelines.push({ name: MAIN_PIPELINE, template: main, onEos: eosPolicy(desired.on_eos, 'on_eos') });
+
+  const extra = desired.pipelines;
+  if (extra !== undefined && extra !== null) {
+    if (!isObject(extra)) throw new ConfigError('pipelines must be an object of name -> pipeline');
+    for (const [name, value] of Object.entries(extra)) {
+      if (value === null) continue; // a twin patch deletes with null
+      if (!PIPELINE_NAME.test(name) || name === MAIN_PIPELINE) {
+        throw new ConfigError(`pipelines.${name}: a name is 1-32 letters, digits, '-' or '_', not "${MAIN_PIPELINE}"`);
+      }
+      if (typeof value === 'string') {
+        if (value.trim() !== '') pipelines.push({ name, template: value, onEos: 'restart' });
+      } else if (isObject(value)) {
+        const template = optionalString(value, 'pipeline');
+        if (template === null) throw new ConfigError(`pipelines.${name}.pipeline must be a non-empty string`);
+        pipelines.push({ name, template, onEos: eosPolicy(value.on_eos, `pipelines.${name}.on_eos`) });
+      } else {
+        throw new ConfigError(`pipelines.${name} must be a string or an object with "pipeline"`);
+      }
+    }
+  }
+
+  const httpServer = desired.http_server;
+  if (httpServer !== undefined && httpServer !== null && typeof httpServer !== 'boolean') {
+    throw new ConfigError('http_server must be true or false');
+  }
+  return {
+    version,
+    pipelines,
+    rtspPipeline: optionalString(desired, 'rtsp_pipeline'),
+    webrtcPipeline: optionalString(desired, 'webrtc_pipeline'),
+    httpServer: httpServer !== false,
+    restartPolicy: restartPolicyOf(desired.restart_policy),
+    unknownKeys: Object.keys(desired).filter((k) => !k.startsWith('$') && !KNOWN_KEYS.has(k)),
+  };
+}
+
+/** Expands every pipeline of a checked document from `env`; an unset variable is a {@link ConfigError}. */
+export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv): ResolvedConfig {
+  const secrets = new Map<string, string>();
+  const expandInto = (template: string, where: string): string => {
+    const { text, values } = expand(template, env, where);
+    for (const [k, v] of values) secrets.set(k, v);
+    return text;
+  };
+  const pipelines = config.pipelines.map((p) => ({
+    ...p,
+    launch: expandInto(p.template, p.name === MAIN_PIPELINE ? 'pipeline' : `pipelines.${p.name}`),
+  }));
+  const extraLaunches: Array<{ name: string; launch: string }> = [];
+  if (config.rtspPipeline) extraLaunches.push({ name: 'rtsp_pipeline', launch: expandInto(config.rtspPipeline, 'rtsp_pipeline') });
+  if (config.webrtcPipeline) {
+    extraLaunches.push({ name: 'webrtc_pipeline', launch: expandInto(config.webrtcPipeline, 'webrtc_pipeline') });
+  }
+  return { ...config, pipelines, extraLaunches, secrets };
+}
+
+/** What a swap has to do: pipelines to stop (changed or gone) and to start (changed or new); the rest is left alone. */
+export interface SwapPlan {
+  readonly stop: readonly string[];
+  readonly start: readonly ResolvedPipeline[];
+  readonly keep: readonly string[];
+}
+
+function samePipeline(a: ResolvedPipeline, b: ResolvedPipeline): boolean {
+  return a.launch === b.launch && a.onEos === b.onEos;
+}
+
+/** Compares the running config with a new one; a restart policy change alone restarts nothing. */
+export function planSwap(current: ResolvedConfig | null, next: ResolvedConfig): SwapPlan {
+  const before = new Map((current?.pipelines ?? []).map((p) => [p.name, p]));
+  const after = new Map(next.pipelines.map((p) => [p.name, p]));
+  const stop: string[] = [];
+  const start: ResolvedPipeline[] = [];
+  const keep: string[] = [];
+  for (const [name, old] of before) {
+    const now = after.get(name);
+    if (!now) stop.push(name);
+    else if (!samePipeline(old, now)) {
+      stop.push(name);
+      start.push(now);
+    } else keep.push(name);
+  }
+  for (const [name, now] of after) if (!before.has(name)) start.push(now);
+  return { stop, start, keep };
+}
+
+/** The template as it may be shown (logs, reported): variables unexpanded and literal URI userinfo masked. */
+export function displayTemplate(template: string): string {
+  return maskUserinfo(template);
+}

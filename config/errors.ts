@@ -1,0 +1,20 @@
+/** A twin document or setting that cannot be applied: the message says what and where, and holds no secret. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** GStreamer refused a pipeline description (the message is the parser's, redacted). */
+export class PipelineParseError extends Error {
+  override readonly name = 'PipelineParseError';
+  constructor(
+    readonly pipeline: string,
+    message: string,
+  ) {
+    super(`${pipeline}: ${message}`);
+  }
+}
+
+/** The media engine is not there to do what was asked (starting, restarting or shut down). */
+export class EngineUnavailableError extends Error {
+  override readonly name = 'EngineUnavailableError';
+}

@@ -1,0 +1,37 @@
+/**
+ * The one message protocol between the control plane and the media engine child process (fork IPC).
+ * Both sides import these types; media never crosses this channel, only commands, state and text.
+ *
+ * `run` numbers one start of one pipeline: events of an earlier run of the same pipeline are stale.
+ */
+
+/** GStreamer element states as names, as they appear in logs and reported properties. */
+export type GstStateName = 'void-pending' | 'null' | 'ready' | 'paused' | 'playing';
+
+/** Control plane -> engine. */
+export type EngineCommand =
+  | { type: 'validate'; id: number; launch: string }
+  | { type: 'start'; pipeline: string; run: number; launch: string }
+  | { type: 'stop'; pipeline: string; run: number; graceful: boolean; timeoutMs: number }
+  | { type: 'shutdown'; timeoutMs: number };
+
+/** Engine -> control plane. */
+export type EngineEvent =
+  | { type: 'ready'; pid: number; gstVersion: string }
+  | { type: 'reply'; id: number; ok: true }
+  | { type: 'reply'; id: number; ok: false; error: string }
+  | { type: 'state'; pipeline: string; run: number; state: GstStateName }
+  | { type: 'error'; pipeline: string; run: number; message: string; source: string; debug: string | null }
+  | { type: 'warning'; pipeline: string; run: number; message: string; source: string }
+  | { type: 'eos'; pipeline: string; run: number }
+  | { type: 'stopped'; pipeline: string; run: number; eos: boolean }
+  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; pipeline?: string };
+
+/** Type guard for messages arriving on the IPC channel (the other side is our own code, but a bug there must not crash this side). */
+export function isEngineEvent(value: unknown): value is EngineEvent {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
+
+export function isEngineCommand(value: unknown): value is EngineCommand {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}

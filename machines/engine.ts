@@ -1,0 +1,149 @@
+import { assign, emit, fromCallback, sendTo, setup, type ActorRefFrom } from 'xstate';
+
+/** How a media engine process ended. */
+export interface EngineExit {
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
+/** Events the process actor sends back. */
+export type EngineProcessEvent = { type: 'READY'; pid: number } | ({ type: 'EXIT' } & EngineExit);
+
+/** Events the process actor receives. */
+export type EngineProcessCommand = { type: 'SHUTDOWN'; timeoutMs: number };
+
+export type EngineEventIn = EngineProcessEvent | { type: 'SHUTDOWN' };
+
+export type EngineEmitted =
+  | { type: 'ready'; pid: number }
+  /** The engine exited or never became ready before it was up: a start failure. */
+  | { type: 'failedToStart'; reason: string }
+  /** The engine was up and died: a crash, a signal, an exception. */
+  | { type: 'died'; reason: string }
+  | { type: 'stopped' };
+
+export interface EngineSupervisionPolicy {
+  readonly initialDelayMs: number;
+  readonly maxDelayMs: number;
+  /** Fork to ready. */
+  readonly startTimeoutMs: number;
+  /** Graceful shutdown (pipelines get EOS) before the process is killed. */
+  readonly shutdownTimeoutMs: number;
+  /** Up this long resets the doubling delay. */
+  readonly stableAfterMs: number;
+}
+
+export const DEFAULT_ENGINE_POLICY: EngineSupervisionPolicy = {
+  initialDelayMs: 200,
+  maxDelayMs: 10_000,
+  startTimeoutMs: 20_000,
+  shutdownTimeoutMs: 8_000,
+  stableAfterMs: 30_000,
+};
+
+export interface EngineContext {
+  readonly policy: EngineSupervisionPolicy;
+  pid: number | null;
+  /** Starts after the first. */
+  restarts: number;
+  /** Consecutive failures: the exponent of the backoff delay. */
+  attempt: number;
+  lastError: string | null;
+}
+
+export function describeExit(exit: EngineExit): string {
+  return exit.signal ? `killed by signal ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+/**
+ * Supervision of the media engine child process, after mediasoup's Worker: `failedToStart` (it exited or hung
+ * before it was ready) and `died` (it was up) are different events. Both restart it after a doubling delay;
+ * the owner replays the desired config on every `ready`. SHUTDOWN stops it gracefully and for good.
+ */
+export const engineMachine = setup({
+  types: {
+    context: {} as EngineContext,
+    events: {} as EngineEventIn,
+    input: {} as { policy?: EngineSupervisionPolicy },
+    emitted: {} as EngineEmitted,
+  },
+  actors: {
+    process: fromCallback<EngineProcessCommand>(() => undefined),
+  },
+  delays: {
+    backoff: ({ context }) => Math.min(context.policy.initialDelayMs * 2 ** Math.min(context.attempt, 30), context.policy.maxDelayMs),
+    startTimeout: ({ context }) => context.policy.startTimeoutMs,
+    shutdownTimeout: ({ context }) => context.policy.shutdownTimeoutMs,
+    stable: ({ context }) => context.policy.stableAfterMs,
+  },
+  actions: {
+    failed: assign({
+      lastError: (_, params: { reason: string }) => params.reason,
+      attempt: ({ context }) => context.attempt + 1,
+      pid: null,
+    }),
+  },
+}).createMachine({
+  id: 'engine',
+  context: ({ input }) => ({ policy: input.policy ?? DEFAULT_ENGINE_POLICY, pid: null, restarts: 0, attempt: 0, lastError: null }),
+  initial: 'up',
+  on: { SHUTDOWN: '.stopped' },
+  states: {
+    up: {
+      invoke: { id: 'process', src: 'process' },
+      initial: 'starting',
+      on: { SHUTDOWN: '.stopping' },
+      states: {
+        starting: {
+          on: {
+            READY: { target: 'running', actions: assign({ pid: ({ event }) => event.pid }) },
+            EXIT: {
+              target: '#engine.backoff',
+              actions: [
+                { type: 'failed', params: ({ event }) => ({ reason: `failed to start: ${describeExit(event)}` }) },
+                emit(({ event }) => ({ type: 'failedToStart' as const, reason: describeExit(event) })),
+              ],
+            },
+          },
+          after: {
+            startTimeout: {
+              target: '#engine.backoff',
+              actions: [
+                { type: 'failed', params: { reason: 'failed to start: not ready in time' } },
+                emit({ type: 'failedToStart', reason: 'not ready in time' }),
+              ],
+            },
+          },
+        },
+        running: {
+          entry: emit(({ context }) => ({ type: 'ready' as const, pid: context.pid ?? 0 })),
+          after: { stable: { actions: assign({ attempt: 0 }) } },
+          on: {
+            EXIT: {
+              target: '#engine.backoff',
+              actions: [
+                { type: 'failed', params: ({ event }) => ({ reason: `died: ${describeExit(event)}` }) },
+                emit(({ event }) => ({ type: 'died' as const, reason: describeExit(event) })),
+              ],
+            },
+          },
+        },
+        stopping: {
+          entry: sendTo('process', ({ context }) => ({ type: 'SHUTDOWN', timeoutMs: context.policy.shutdownTimeoutMs })),
+          on: { EXIT: '#engine.stopped', SHUTDOWN: {} },
+          // Leaving `up` kills whatever is left of the process.
+          after: { shutdownTimeout: '#engine.stopped' },
+        },
+      },
+    },
+    backoff: {
+      after: { backoff: { target: 'up', actions: assign({ restarts: ({ context }) => context.restarts + 1 }) } },
+    },
+    stopped: {
+      type: 'final',
+      entry: [assign({ pid: null }), emit({ type: 'stopped' })],
+    },
+  },
+});
+
+export type EngineActor = ActorRefFrom<typeof engineMachine>;

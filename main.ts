@@ -1,0 +1,140 @@
+#!/usr/bin/env node
+/**
+ * gst-iotedge: runs GStreamer pipelines from a module twin. Without Azure it reads the twin from a file
+ * (default: twins/default.json) and reconfigures itself when the file changes.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { auditTime, concatMap } from 'rxjs';
+import { EngineClient } from './actors/EngineClient.js';
+import { ControlPlane } from './actors/ControlPlane.js';
+import { reportedPathFor, watchTwinFile, writeReportedFile } from './actors/twinFile.js';
+import { parseDesired, resolveDesired } from './config/desired.js';
+import { Redactor } from './config/redact.js';
+
+const DEFAULT_TWIN = new URL('../twins/default.json', import.meta.url).pathname;
+
+const USAGE = `Usage: gst-iotedge [--twin <twin.json>] [--reported <file>]
+       gst-iotedge --check <twin.json>
+
+  --twin <file>      twin file to run (env TWIN_FILE; default ${DEFAULT_TWIN}).
+                     Holds {"properties":{"desired":{...}}} or just the desired object; edits apply live.
+  --reported <file>  where reported properties go (env REPORTED_FILE; default <twin>.reported.json beside it)
+  --check <file>     validate a twin offline (JSON shape, environment variables, every pipeline parses);
+                     exit code 0 when valid, 1 when not
+  -h, --help         this text
+
+Environment: LOG_LEVEL (info), GST_DEBUG (passed to GStreamer).`;
+
+async function check(path: string): Promise<number> {
+  let document: unknown;
+  try {
+    document = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    console.error(`✗ ${path}: ${(error as Error).message}`);
+    return 1;
+  }
+  const redactor = new Redactor();
+  let config;
+  try {
+    config = resolveDesired(parseDesired(document), process.env);
+  } catch (error) {
+    console.error(`✗ ${path}: ${(error as Error).message}`);
+    return 1;
+  }
+  redactor.add(config.secrets);
+  const engine = new EngineClient({ onOutput: (line) => console.error(redactor.redact(line)) });
+  engine.start();
+  let failures = 0;
+  try {
+    for (const { name, launch } of [...config.pipelines, ...config.extraLaunches]) {
+      const error = await engine.validate(launch);
+      if (error === null) console.log(`✓ ${name}: parses`);
+      else {
+        failures++;
+        console.error(`✗ ${name}: ${redactor.redact(error)}`);
+      }
+    }
+  } finally {
+    await engine.shutdown();
+  }
+  for (const key of config.unknownKeys) console.log(`! unknown key "${key}" ignored`);
+  if (config.pipelines.length === 0) console.log('! no pipeline: nothing would run');
+  console.log(failures === 0 ? `${path}: valid` : `${path}: ${failures} pipeline(s) do not parse`);
+  return failures === 0 ? 0 : 1;
+}
+
+async function run(twinPath: string, reportedPath: string): Promise<void> {
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { module: 'gst-iotedge' } });
+  const plane = new ControlPlane({ logger });
+  plane.start();
+  logger.info(
+    { event: 'started', twin: twinPath, reported: reportedPath, pid: process.pid },
+    `gst-iotedge running the twin in ${twinPath} (edit it to reconfigure live); reported properties in ${reportedPath}`,
+  );
+  const reporting = plane.status$
+    .pipe(
+      auditTime(100),
+      concatMap((status) =>
+        writeReportedFile(reportedPath, status).catch((error: unknown) => {
+          logger.warn(`cannot write reported properties to ${reportedPath}: ${String(error)}`);
+        }),
+      ),
+    )
+    .subscribe();
+  const stopWatching = watchTwinFile(twinPath, (content) => {
+    if (content.ok) plane.applyDesired(content.document);
+    else plane.rejectInput(content.error);
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      // A second Ctrl-C means "now"; a repeated SIGTERM (sent to the process and its group) changes nothing.
+      if (signal !== 'SIGINT') return;
+      logger.warn('SIGINT again: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ event: 'stopping', signal }, `${signal}: stopping pipelines gracefully`);
+    stopWatching();
+    await plane.close();
+    reporting.unsubscribe();
+    await writeReportedFile(reportedPath, plane.status$.value).catch(() => undefined);
+    logger.info({ event: 'stopped' }, 'stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+async function main(): Promise<void> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        twin: { type: 'string' },
+        reported: { type: 'string' },
+        check: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (args.check) {
+    process.exit(await check(resolve(args.check)));
+  }
+  const twin = resolve(args.twin ?? process.env.TWIN_FILE ?? DEFAULT_TWIN);
+  const reported = resolve(args.reported ?? process.env.REPORTED_FILE ?? reportedPathFor(twin));
+  await run(twin, reported);
+}
+
+void main();

@@ -1,0 +1,190 @@
+import type { EngineEvent, GstStateName } from '../ipc/protocol.js';
+import { GLib, Gst, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+
+const STATE_NAMES: Record<number, GstStateName> = {
+  [Gst.State.VOID_PENDING]: 'void-pending',
+  [Gst.State.NULL]: 'null',
+  [Gst.State.READY]: 'ready',
+  [Gst.State.PAUSED]: 'paused',
+  [Gst.State.PLAYING]: 'playing',
+};
+
+/** Parses a gst-launch description as gst-launch-1.0 does; a missing element or property is an error. */
+export function parseLaunch(launch: string): GstElement {
+  return Gst.parseLaunchFull(launch, null, Gst.ParseFlags.FATAL_ERRORS);
+}
+
+/** Every element inside a bin, depth first (GstChildProxy: node-gtk cannot walk GstIterator). */
+export function* allElements(bin: GstElement): Generator<GstElement> {
+  const proxy = bin as unknown as { getChildrenCount?: () => number; getChildByIndex?: (i: number) => unknown };
+  if (!(bin instanceof Gst.Bin) || !proxy.getChildrenCount || !proxy.getChildByIndex) return;
+  const count = proxy.getChildrenCount();
+  for (let i = 0; i < count; i++) {
+    const child = proxy.getChildByIndex(i) as GstElement | null;
+    if (!child) continue;
+    yield child;
+    yield* allElements(child);
+  }
+}
+
+function elementName(object: unknown): string {
+  const named = object as { name?: string } | null;
+  return named?.name ?? 'unknown';
+}
+
+/**
+ * One run of one pipeline in the engine: parse, PLAYING, bus messages turned into {@link EngineEvent}s, and a
+ * stop that cannot deadlock (appsink signals off before NULL, NULL on a later tick). An error or EOS ends the
+ * run here at once, so the restart the control plane decides on never meets the old pipeline's resources.
+ */
+export class PipelineRunner {
+  readonly name: string;
+  readonly run: number;
+  /** The GStreamer pipeline this run owns. */
+  readonly #pipeline: GstPipeline;
+  /** Sends events to the control plane. */
+  readonly #emit: (event: EngineEvent) => void;
+  /** Called before NULL: things that would have a streaming thread wait for JS (signal handlers) go first. */
+  readonly #beforeNull: Array<() => void> = [];
+  /** Called once when the run is over. */
+  readonly #onClosed: () => void;
+  /** A graceful stop in progress: the EOS we sent is the stop, not a failure. */
+  #stopping = false;
+  #eosTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  /** Last state the pipeline itself reached. */
+  #state: GstStateName = 'null';
+
+  constructor(name: string, run: number, launch: string, emit: (event: EngineEvent) => void, onClosed: () => void) {
+    this.name = name;
+    this.run = run;
+    this.#emit = emit;
+    this.#onClosed = onClosed;
+    const element = parseLaunch(launch);
+    if (element instanceof Gst.Pipeline) {
+      this.#pipeline = element;
+    } else {
+      // A single element (or a bin in parentheses) comes back bare: gst-launch puts it in a pipeline too.
+      this.#pipeline = new Gst.Pipeline({ name: 'pipeline0' });
+      this.#pipeline.add(element);
+    }
+    const bus = this.#pipeline.getBus()!;
+    bus.addWatch(GLib.PRIORITY_DEFAULT, (_bus: unknown, message: GstMessage) => {
+      try {
+        this.#onMessage(message);
+      } catch (error) {
+        this.#emit({ type: 'log', level: 'error', msg: `bus handler failed: ${String(error)}`, pipeline: this.name });
+      }
+      return true;
+    });
+    this.#beforeNull.push(() => {
+      for (const appsink of this.#appsinks()) appsink.emitSignals = false;
+    });
+  }
+
+  /** The pipeline's appsinks (named ones feed RTSP and WebRTC; any may hold samples nobody pulls). */
+  *#appsinks(): Generator<{ emitSignals: boolean; waitOnEos: boolean }> {
+    for (const element of allElements(this.#pipeline)) {
+      if (element.getFactory()?.getName() === 'appsink') yield element as unknown as { emitSignals: boolean; waitOnEos: boolean };
+    }
+  }
+
+  /** The pipeline (for the RTSP and WebRTC parts that feed from its sinks). */
+  get pipeline(): GstPipeline {
+    return this.#pipeline;
+  }
+
+  /** Registers work to do before the pipeline goes to NULL (e.g. disconnecting signal handlers). */
+  beforeNull(fn: () => void): void {
+    this.#beforeNull.push(fn);
+  }
+
+  play(): void {
+    const result = this.#pipeline.setState(Gst.State.PLAYING);
+    if (result === Gst.StateChangeReturn.FAILURE) {
+      // The element that failed has usually posted an ERROR already; if not, say it here.
+      setImmediate(() => {
+        if (!this.#closed && !this.#stopping) this.#fail('failed to change state to PLAYING', elementName(this.#pipeline), null);
+      });
+    }
+  }
+
+  /**
+   * Ends the run. Graceful: EOS first so muxers finalise their files, bounded by `timeoutMs`, then NULL.
+   */
+  stop(graceful: boolean, timeoutMs: number): void {
+    if (this.#closed || this.#stopping) return;
+    this.#stopping = true;
+    const flowing = this.#state === 'playing' || this.#state === 'paused';
+    if (!graceful || !flowing) {
+      this.#teardown(false);
+      return;
+    }
+    this.#eosTimer = setTimeout(() => this.#teardown(false), timeoutMs);
+    // An appsink holds EOS back until its queued samples are pulled, and nobody may be pulling.
+    for (const appsink of this.#appsinks()) appsink.waitOnEos = false;
+    this.#pipeline.sendEvent(Gst.Event.newEos());
+  }
+
+  #onMessage(message: GstMessage): void {
+    if (this.#closed) return;
+    const type = message.type;
+    if (type === Gst.MessageType.STATE_CHANGED) {
+      if (message.src !== this.#pipeline) return;
+      const [, state] = message.parseStateChanged();
+      this.#state = STATE_NAMES[state] ?? 'null';
+      this.#emit({ type: 'state', pipeline: this.name, run: this.run, state: this.#state });
+    } else if (type === Gst.MessageType.ERROR) {
+      const [error, debug] = message.parseError();
+      if (this.#stopping) {
+        this.#teardown(false);
+        return;
+      }
+      this.#fail(error.message, elementName(message.src), debug);
+    } else if (type === Gst.MessageType.WARNING) {
+      const [warning] = message.parseWarning();
+      this.#emit({ type: 'warning', pipeline: this.name, run: this.run, message: warning.message, source: elementName(message.src) });
+    } else if (type === Gst.MessageType.EOS) {
+      if (this.#stopping) {
+        this.#teardown(true);
+        return;
+      }
+      this.#emit({ type: 'eos', pipeline: this.name, run: this.run });
+      this.#teardown(true);
+    } else if (type === Gst.MessageType.LATENCY) {
+      // As gst-launch-1.0 does: live sources with changing latency need it recomputed.
+      this.#pipeline.recalculateLatency();
+    } else if (type === Gst.MessageType.CLOCK_LOST) {
+      this.#pipeline.setState(Gst.State.PAUSED);
+      this.#pipeline.setState(Gst.State.PLAYING);
+    } else if (type === Gst.MessageType.REQUEST_STATE) {
+      this.#pipeline.setState(message.parseRequestState());
+    }
+  }
+
+  #fail(message: string, source: string, debug: string | null): void {
+    this.#emit({ type: 'error', pipeline: this.name, run: this.run, message, source, debug });
+    this.#stopping = true;
+    this.#teardown(false);
+  }
+
+  #teardown(eos: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#eosTimer) clearTimeout(this.#eosTimer);
+    for (const fn of this.#beforeNull) {
+      try {
+        fn();
+      } catch (error) {
+        this.#emit({ type: 'log', level: 'warn', msg: `before-stop hook failed: ${String(error)}`, pipeline: this.name });
+      }
+    }
+    // NULL on a later tick: a streaming thread may be waiting for this (JS) thread to return from a signal.
+    setImmediate(() => {
+      this.#pipeline.setState(Gst.State.NULL);
+      this.#pipeline.getBus()?.removeWatch();
+      this.#emit({ type: 'stopped', pipeline: this.name, run: this.run, eos });
+      this.#onClosed();
+    });
+  }
+}

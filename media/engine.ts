@@ -1,0 +1,103 @@
+/**
+ * The media engine: the child process the control plane forks. Everything that touches GStreamer lives here,
+ * so a plugin that crashes, or an exception node-gtk turns into an exit, takes this process down and not the
+ * module. It obeys {@link EngineCommand}s from the IPC channel and answers with {@link EngineEvent}s.
+ */
+import { isEngineCommand, type EngineCommand, type EngineEvent } from '../ipc/protocol.js';
+import { GLib, Gst } from './gst.js';
+import { parseLaunch, PipelineRunner } from './PipelineRunner.js';
+
+function send(event: EngineEvent): void {
+  if (process.connected) process.send?.(event);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The running pipelines, by name. */
+const runners = new Map<string, PipelineRunner>();
+/** Runs asked to stop before they closed, so a second stop of the same run still gets its `stopped`. */
+let shuttingDown = false;
+
+function start(pipeline: string, run: number, launch: string): void {
+  runners.get(pipeline)?.stop(false, 0);
+  let runner: PipelineRunner;
+  try {
+    runner = new PipelineRunner(pipeline, run, launch, send, () => {
+      if (runners.get(pipeline) === runner) runners.delete(pipeline);
+    });
+  } catch (error) {
+    send({ type: 'error', pipeline, run, message: errorText(error), source: 'parser', debug: null });
+    send({ type: 'stopped', pipeline, run, eos: false });
+    return;
+  }
+  runners.set(pipeline, runner);
+  runner.play();
+}
+
+function stop(pipeline: string, run: number, graceful: boolean, timeoutMs: number): void {
+  const runner = runners.get(pipeline);
+  if (runner && runner.run === run) runner.stop(graceful, timeoutMs);
+  else send({ type: 'stopped', pipeline, run, eos: false });
+}
+
+/** Graceful stop of every pipeline (bounded), then exit 0. */
+function shutdown(timeoutMs: number): void {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  const exit = () => process.exit(0);
+  if (runners.size === 0) {
+    exit();
+    return;
+  }
+  const deadline = setTimeout(exit, timeoutMs + 500);
+  const check = setInterval(() => {
+    if (runners.size === 0) {
+      clearTimeout(deadline);
+      clearInterval(check);
+      exit();
+    }
+  }, 10);
+  for (const runner of runners.values()) runner.stop(true, timeoutMs);
+}
+
+function handle(command: EngineCommand): void {
+  switch (command.type) {
+    case 'validate':
+      try {
+        parseLaunch(command.launch);
+        send({ type: 'reply', id: command.id, ok: true });
+      } catch (error) {
+        send({ type: 'reply', id: command.id, ok: false, error: errorText(error) });
+      }
+      return;
+    case 'start':
+      if (!shuttingDown) start(command.pipeline, command.run, command.launch);
+      return;
+    case 'stop':
+      stop(command.pipeline, command.run, command.graceful, command.timeoutMs);
+      return;
+    case 'shutdown':
+      shutdown(command.timeoutMs);
+      return;
+  }
+}
+
+process.on('message', (message: unknown) => {
+  if (!isEngineCommand(message)) return;
+  try {
+    handle(message);
+  } catch (error) {
+    send({ type: 'log', level: 'error', msg: `command ${message.type} failed: ${errorText(error)}` });
+  }
+});
+// The control plane is gone (killed, crashed): finish recordings and leave, nobody is left to supervise us.
+process.on('disconnect', () => shutdown(5_000));
+// Signals are the control plane's business: it asks for a graceful shutdown over IPC.
+process.on('SIGINT', () => undefined);
+
+Gst.init(null);
+const loop = GLib.MainLoop.new(null, false);
+send({ type: 'ready', pid: process.pid, gstVersion: Gst.versionString() });
+loop.run();
