@@ -143,7 +143,8 @@ export function parseDesired(document: unknown): DesiredConfig {
   const version = typeof desired.$version === 'number' ? desired.$version : null;
   const pipelines: PipelineSpec[] = [];
   const main = optionalString(desired, 'pipeline');
-  if (main !== null) pipelines.push({ name: MAIN_PIPELINE, template: main, onEos: eosPolicy(desired.on_eos, 'on_eos') });
+  const mainOnEos = eosPolicy(desired.on_eos, 'on_eos');
+  if (main !== null) pipelines.push({ name: MAIN_PIPELINE, template: main, onEos: mainOnEos });
 
   const extra = desired.pipelines;
   if (extra !== undefined && extra !== null) {

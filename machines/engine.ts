@@ -79,7 +79,6 @@ export const engineMachine = setup({
   actions: {
     failed: assign({
       lastError: (_, params: { reason: string }) => params.reason,
-      attempt: ({ context }) => context.attempt + 1,
       pid: null,
     }),
   },
@@ -137,7 +136,12 @@ export const engineMachine = setup({
       },
     },
     backoff: {
-      after: { backoff: { target: 'up', actions: assign({ restarts: ({ context }) => context.restarts + 1 }) } },
+      after: {
+        backoff: {
+          target: 'up',
+          actions: assign({ restarts: ({ context }) => context.restarts + 1, attempt: ({ context }) => context.attempt + 1 }),
+        },
+      },
     },
     stopped: {
       type: 'final',

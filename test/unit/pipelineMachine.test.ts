@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createActor, SimulatedClock } from 'xstate';
+import type { RestartPolicy } from '../../config/desired.js';
+import { backoffDelay, pipelineMachine, pipelineStateName, type PipelineRunInput, type PipelineRunnerCommand } from '../../machines/pipeline.js';
+import { fakeCallback } from '../support/fakeCallback.js';
+
+const policy: RestartPolicy = {
+  initialDelayMs: 100,
+  maxDelayMs: 400,
+  startTimeoutMs: 1_000,
+  stopTimeoutMs: 500,
+  stableAfterMs: 5_000,
+};
+
+function setup(onEos: 'restart' | 'stop' = 'restart') {
+  const runner = fakeCallback<PipelineRunInput, PipelineRunnerCommand>();
+  const clock = new SimulatedClock();
+  const actor = createActor(pipelineMachine.provide({ actors: { runner: runner.logic } }), {
+    input: { name: 'main', launch: 'videotestsrc ! fakesink', onEos, policy },
+    clock,
+  });
+  actor.start();
+  const state = () => pipelineStateName(actor.getSnapshot());
+  return { runner, clock, actor, state };
+}
+
+describe('pipeline machine', () => {
+  it('starts a runner with the pipeline text and reports playing when the runner says PLAYING', () => {
+    const { runner, actor, state } = setup();
+    assert.equal(state(), 'idle');
+    actor.send({ type: 'START' });
+    assert.equal(state(), 'starting');
+    assert.equal(runner.last.input.launch, 'videotestsrc ! fakesink');
+    runner.last.sendBack({ type: 'PLAYING' });
+    assert.equal(state(), 'playing');
+  });
+
+  it('restarts a failing pipeline after doubling delays capped at the maximum', () => {
+    const { runner, clock, actor, state } = setup();
+    actor.send({ type: 'START' });
+    const expected = [100, 200, 400, 400];
+    for (const [i, delay] of expected.entries()) {
+      runner.last.sendBack({ type: 'ERROR', message: `boom ${i}` });
+      assert.equal(state(), 'backoff');
+      assert.equal(runner.instances[i]!.stopped, true, 'the failed run is torn down');
+      clock.increment(delay - 1);
+      assert.equal(state(), 'backoff', `still waiting before ${delay} ms`);
+      clock.increment(1);
+      assert.equal(state(), 'starting', `restarted after ${delay} ms`);
+      assert.equal(runner.instances.length, i + 2);
+    }
+    assert.equal(actor.getSnapshot().context.restarts, 4);
+    assert.equal(actor.getSnapshot().context.lastError?.message, 'boom 3');
+  });
+
+  it('computes the backoff delay from the policy', () => {
+    assert.deepEqual([0, 1, 2, 3, 10].map((n) => backoffDelay(policy, n)), [100, 200, 400, 400, 400]);
+  });
+
+  it('counts a start that never reaches PLAYING as a failure', () => {
+    const { clock, actor, state } = setup();
+    actor.send({ type: 'START' });
+    clock.increment(999);
+    assert.equal(state(), 'starting');
+    clock.increment(1);
+    assert.equal(state(), 'backoff');
+    assert.match(actor.getSnapshot().context.lastError!.message, /did not reach PLAYING within 1000 ms/);
+  });
+
+  it('resets the backoff delay after playing for the stable time', () => {
+    const { runner, clock, actor } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'ERROR', message: 'a' });
+    clock.increment(100);
+    runner.last.sendBack({ type: 'ERROR', message: 'b' });
+    clock.increment(200);
+    assert.equal(actor.getSnapshot().context.attempt, 2);
+    runner.last.sendBack({ type: 'PLAYING' });
+    clock.increment(5_000);
+    assert.equal(actor.getSnapshot().context.attempt, 0);
+    runner.last.sendBack({ type: 'ERROR', message: 'c' });
+    clock.increment(100);
+    assert.equal(pipelineStateName(actor.getSnapshot()), 'starting', 'back to the initial delay');
+  });
+
+  it('restarts after an unexpected EOS by default', () => {
+    const { runner, actor, state } = setup('restart');
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'PLAYING' });
+    runner.last.sendBack({ type: 'EOS' });
+    assert.equal(state(), 'backoff');
+    assert.equal(actor.getSnapshot().context.lastError?.message, 'end of stream');
+  });
+
+  it('ends without restarting on EOS when on_eos is stop', () => {
+    const { runner, clock, actor, state } = setup('stop');
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'PLAYING' });
+    runner.last.sendBack({ type: 'EOS' });
+    assert.equal(state(), 'ended');
+    clock.increment(60_000);
+    assert.equal(state(), 'ended');
+    assert.equal(runner.instances.length, 1);
+  });
+
+  it('asks the runner for a graceful stop and is stopped when the runner reports STOPPED', () => {
+    const { runner, actor, state } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'PLAYING' });
+    actor.send({ type: 'STOP' });
+    assert.equal(state(), 'stopping');
+    assert.deepEqual(runner.last.received, [{ type: 'STOP', graceful: true }]);
+    runner.last.sendBack({ type: 'ERROR', message: 'late error while stopping' });
+    assert.equal(state(), 'stopped');
+    assert.equal(actor.getSnapshot().context.restarts, 0);
+  });
+
+  it('gives up waiting for a stop after the stop timeout', () => {
+    const { runner, clock, actor, state } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'PLAYING' });
+    actor.send({ type: 'STOP', graceful: false });
+    assert.deepEqual(runner.last.received, [{ type: 'STOP', graceful: false }]);
+    clock.increment(2_499);
+    assert.equal(state(), 'stopping');
+    clock.increment(1);
+    assert.equal(state(), 'stopped');
+    assert.equal(runner.last.stopped, true);
+  });
+
+  it('does not wait out the backoff when the engine comes back', () => {
+    const { runner, actor, state } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'ERROR', message: 'media engine died' });
+    assert.equal(state(), 'backoff');
+    actor.send({ type: 'ENGINE_READY' });
+    assert.equal(state(), 'starting');
+    assert.equal(runner.instances.length, 2);
+  });
+
+  it('restarts a playing pipeline on RESTART with a new runner', () => {
+    const { runner, actor, state } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'PLAYING' });
+    actor.send({ type: 'RESTART' });
+    assert.equal(state(), 'starting');
+    assert.equal(runner.instances.length, 2);
+    assert.equal(runner.instances[0]!.stopped, true);
+    assert.equal(actor.getSnapshot().context.restarts, 1);
+  });
+});
