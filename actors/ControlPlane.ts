@@ -164,7 +164,8 @@ export class ControlPlane {
     if (this.#closing) return;
     this.#closing = true;
     this.#config.stop();
-    await Promise.all([...this.#pipelines.keys()].map((name) => this.#stopPipeline(name)));
+    // Stopped pipelines stay in the status, so the last reported document says how each one ended.
+    await Promise.all([...this.#pipelines.keys()].map((name) => this.#stopPipeline(name, false)));
     await this.engine.shutdown();
     this.#publish();
   }
@@ -190,7 +191,7 @@ export class ControlPlane {
 
   async #apply({ next, applied }: ApplyInput): Promise<void> {
     const plan = planSwap(applied, next);
-    await Promise.all(plan.stop.map((name) => this.#stopPipeline(name)));
+    await Promise.all(plan.stop.map((name) => this.#stopPipeline(name, true)));
     for (const pipeline of plan.start) this.#spawnPipeline(pipeline, next.restartPolicy);
     this.#publish();
   }
@@ -231,7 +232,7 @@ export class ControlPlane {
     actor.send({ type: 'START' });
   }
 
-  async #stopPipeline(name: string): Promise<void> {
+  async #stopPipeline(name: string, forget: boolean): Promise<void> {
     const actor = this.#pipelines.get(name)?.actor;
     if (!actor) return;
     actor.send({ type: 'STOP', graceful: true });
@@ -240,6 +241,7 @@ export class ControlPlane {
       this.#logger.warn({ pipeline: name }, `stop did not finish: ${errorMessage(error)}`);
     });
     actor.stop();
+    if (!forget) return;
     this.#pipelines.delete(name);
     this.#lastLogged.delete(name);
   }

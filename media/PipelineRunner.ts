@@ -101,12 +101,11 @@ export class PipelineRunner {
 
   play(): void {
     const result = this.#pipeline.setState(Gst.State.PLAYING);
-    if (result === Gst.StateChangeReturn.FAILURE) {
-      // The element that failed has usually posted an ERROR already; if not, say it here.
-      setImmediate(() => {
-        if (!this.#closed && !this.#stopping) this.#fail('failed to change state to PLAYING', elementName(this.#pipeline), null);
-      });
-    }
+    if (result !== Gst.StateChangeReturn.FAILURE) return;
+    // The element that failed has posted an ERROR saying why: take it now, before the bus watch would.
+    const error = this.#pipeline.getBus()?.timedPopFiltered(0n, Gst.MessageType.ERROR);
+    if (error) this.#onMessage(error);
+    else this.#fail('failed to change state to PLAYING', elementName(this.#pipeline), null);
   }
 
   /**
