@@ -47,7 +47,7 @@ fi
 types=node_modules/.node-gtk-types
 if [ ! -f "$types/GstRtspServer-1.0.d.ts" ] || [ ! -f "$types/GstWebRTC-1.0.d.ts" ]; then
   say "generating node-gtk type declarations"
-  npx --no-install node-gtk generate-types GLib-2.0 Gst-1.0 GstApp-1.0 GstRtspServer-1.0 GstWebRTC-1.0 GstSdp-1.0 >/dev/null
+  npm run --silent gi-types >/dev/null
 fi
 
 # 4. TypeScript build (incremental).
