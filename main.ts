@@ -4,12 +4,14 @@
  * (default: twins/default.json) and reconfigures itself when the file changes.
  */
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { auditTime, concatMap } from 'rxjs';
 import { EngineClient } from './actors/EngineClient.js';
 import { ControlPlane } from './actors/ControlPlane.js';
+import { IotHubConnection, iotHubConfigured } from './actors/IotHubConnection.js';
 import { reportedPathFor, watchTwinFile, writeReportedFile } from './actors/twinFile.js';
 import { parseDesired, resolveDesired } from './config/desired.js';
 import { Redactor } from './config/redact.js';
@@ -25,6 +27,12 @@ const USAGE = `Usage: gst-iotedge [--twin <twin.json>] [--reported <file>]
   --check <file>     validate a twin offline (JSON shape, environment variables, every pipeline parses);
                      exit code 0 when valid, 1 when not
   -h, --help         this text
+
+IoT Edge: with IOTEDGE_WORKLOADURI (set by the IoT Edge runtime) or EdgeHubConnectionString (a module connection
+string; EdgeModuleCACertificateFile adds a CA) the module twin drives the module instead of a file.
+  EVENTS_OUTPUT (events)      module output for pipeline state events
+  REPORT_INTERVAL_MS (1000)   reported properties are coalesced over this window
+  STATE_DIR (<tmp>/gst-iotedge)  keeps the last applied desired document, run at start until the hub answers
 
 Environment: LOG_LEVEL (info), GST_DEBUG (passed to GStreamer).`;
 
@@ -66,12 +74,10 @@ async function check(path: string): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
-async function run(twinPath: string, reportedPath: string): Promise<void> {
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { module: 'gst-iotedge' } });
-  const plane = new ControlPlane({ logger });
-  plane.start();
+/** Twin file mode: the file is the desired document, reported properties go to a file beside it. */
+function runFromFile(plane: ControlPlane, logger: Logger, twinPath: string, reportedPath: string): () => Promise<void> {
   logger.info(
-    { event: 'started', twin: twinPath, reported: reportedPath, pid: process.pid },
+    { event: 'started', mode: 'file', twin: twinPath, reported: reportedPath, pid: process.pid },
     `gst-iotedge running the twin in ${twinPath} (edit it to reconfigure live); reported properties in ${reportedPath}`,
   );
   const reporting = plane.status$
@@ -88,6 +94,34 @@ async function run(twinPath: string, reportedPath: string): Promise<void> {
     if (content.ok) plane.applyDesired(content.document);
     else plane.rejectInput(content.error);
   });
+  return async () => {
+    stopWatching();
+    await plane.close();
+    reporting.unsubscribe();
+    await writeReportedFile(reportedPath, plane.status$.value).catch(() => undefined);
+  };
+}
+
+/** IoT Edge mode: the module twin is the desired document; status goes to reported properties and outputs. */
+async function runFromHub(plane: ControlPlane, logger: Logger): Promise<() => Promise<void>> {
+  const stateDir = resolve(process.env.STATE_DIR ?? join(tmpdir(), 'gst-iotedge'));
+  logger.info({ event: 'started', mode: 'iothub', stateDir, pid: process.pid }, 'gst-iotedge connecting to IoT Hub for its module twin');
+  const hub = new IotHubConnection({ plane, logger, stateDir });
+  await hub.start();
+  return async () => {
+    await plane.close();
+    await hub.close();
+  };
+}
+
+async function run(twinPath: string | null, reportedPath: string | null): Promise<void> {
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { module: 'gst-iotedge' } });
+  const plane = new ControlPlane({ logger });
+  plane.start();
+  const useHub = iotHubConfigured(process.env);
+  if (useHub && twinPath) logger.warn(`IoT Hub settings found in the environment: the module twin is used, not ${twinPath}`);
+  const twin = twinPath ?? DEFAULT_TWIN;
+  const shutdown = useHub ? await runFromHub(plane, logger) : runFromFile(plane, logger, twin, reportedPath ?? reportedPathFor(twin));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -99,10 +133,7 @@ async function run(twinPath: string, reportedPath: string): Promise<void> {
     }
     stopping = true;
     logger.info({ event: 'stopping', signal }, `${signal}: stopping pipelines gracefully`);
-    stopWatching();
-    await plane.close();
-    reporting.unsubscribe();
-    await writeReportedFile(reportedPath, plane.status$.value).catch(() => undefined);
+    await shutdown();
     logger.info({ event: 'stopped' }, 'stopped');
     process.exit(0);
   };
@@ -132,9 +163,9 @@ async function main(): Promise<void> {
   if (args.check) {
     process.exit(await check(resolve(args.check)));
   }
-  const twin = resolve(args.twin ?? process.env.TWIN_FILE ?? DEFAULT_TWIN);
-  const reported = resolve(args.reported ?? process.env.REPORTED_FILE ?? reportedPathFor(twin));
-  await run(twin, reported);
+  const twin = args.twin ?? process.env.TWIN_FILE;
+  const reported = args.reported ?? process.env.REPORTED_FILE;
+  await run(twin ? resolve(twin) : null, reported ? resolve(reported) : null);
 }
 
 void main();

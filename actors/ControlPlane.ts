@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { BehaviorSubject } from 'rxjs';
+import { BehaviorSubject, Subject } from 'rxjs';
 import { createActor, fromPromise, waitFor } from 'xstate';
 import {
   displayTemplate,
@@ -45,6 +45,11 @@ export interface StatusDocument {
   engine: { state: string; pid: number | null; restarts: number; lastError: string | null };
 }
 
+/** What happened, for outputs that report events (IoT Hub output messages, the status page). */
+export type ControlPlaneEvent =
+  | { type: 'pipeline-state'; pipeline: string; state: string; restarts: number; lastError: string | null; at: string }
+  | { type: 'config'; sequence: number; status: 'applied' | 'rejected' | 'superseded'; version: number | null; error: string | null };
+
 export interface ControlPlaneOptions {
   readonly logger: Logger;
   /** Where `$VAR`s come from. */
@@ -70,6 +75,8 @@ export class ControlPlane {
   readonly engine: EngineClient;
   /** The status document, updated on every change. */
   readonly status$: BehaviorSubject<StatusDocument>;
+  /** State changes and config outcomes, as they happen. */
+  readonly events$ = new Subject<ControlPlaneEvent>();
   readonly #logger: Logger;
   readonly #env: NodeJS.ProcessEnv;
   readonly #config: ConfigActor;
@@ -120,7 +127,7 @@ export class ControlPlane {
         },
       }),
     );
-    this.#config.on('applied', ({ config }) => {
+    this.#config.on('applied', ({ config, sequence }) => {
       this.#configStatus = {
         ...this.#configStatus,
         status: 'applied',
@@ -130,9 +137,13 @@ export class ControlPlane {
         at: iso(Date.now()),
       };
       this.#logger.info({ event: 'config-applied', version: config.version, pipelines: config.pipelines.map((p) => p.name) }, 'desired config applied');
+      this.events$.next({ type: 'config', sequence, status: 'applied', version: config.version, error: null });
       this.#publish();
     });
-    this.#config.on('rejected', ({ error, version }) => this.#reject(error, version));
+    this.#config.on('rejected', ({ error, version, sequence }) => this.#reject(error, version, sequence));
+    this.#config.on('superseded', ({ sequence }) => {
+      this.events$.next({ type: 'config', sequence, status: 'superseded', version: null, error: null });
+    });
   }
 
   start(): void {
@@ -140,15 +151,19 @@ export class ControlPlane {
     this.#config.start();
   }
 
-  /** A new desired document (twin file content, the hub's merged desired properties, a direct method). */
-  applyDesired(document: unknown): void {
-    if (this.#closing) return;
-    this.#config.send({ type: 'DESIRED', desired: { document, sequence: ++this.#sequence } });
+  /**
+   * A new desired document (twin file content, the hub's merged desired properties, a direct method). Returns
+   * its sequence number: the `config` event with that number tells how it ended.
+   */
+  applyDesired(document: unknown): number {
+    const sequence = ++this.#sequence;
+    if (!this.#closing) this.#config.send({ type: 'DESIRED', desired: { document, sequence } });
+    return sequence;
   }
 
   /** A desired document that could not even be read (e.g. a twin file that is not JSON). */
   rejectInput(error: string): void {
-    this.#reject(error, null);
+    this.#reject(error, null, ++this.#sequence);
   }
 
   /** Restarts one pipeline now; false if there is no such pipeline. */
@@ -170,8 +185,9 @@ export class ControlPlane {
     this.#publish();
   }
 
-  #reject(error: string, version: number | null): void {
+  #reject(error: string, version: number | null, sequence: number): void {
     const message = this.redactor.redact(error);
+    this.events$.next({ type: 'config', sequence, status: 'rejected', version, error: message });
     this.#configStatus = { ...this.#configStatus, status: 'rejected', rejectedVersion: version, error: message, at: iso(Date.now()) };
     this.#logger.error({ event: 'config-rejected', version }, `desired config rejected, keeping what runs: ${message}`);
     this.#publish();
@@ -225,6 +241,14 @@ export class ControlPlane {
           },
           `pipeline ${pipeline.name} ${state}`,
         );
+        this.events$.next({
+          type: 'pipeline-state',
+          pipeline: pipeline.name,
+          state,
+          restarts,
+          lastError: lastError ? this.redactor.redact(lastError.message) : null,
+          at: iso(Date.now()),
+        });
       }
       this.#publish();
     });

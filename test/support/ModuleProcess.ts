@@ -15,6 +15,8 @@ export interface ModuleProcessOptions {
   readonly desired: Record<string, unknown>;
   readonly env?: NodeJS.ProcessEnv;
   readonly args?: readonly string[];
+  /** Pass `--twin <file>` (default); false for IoT Hub mode, where the twin comes from the hub. */
+  readonly twinFile?: boolean;
 }
 
 /**
@@ -38,7 +40,8 @@ export class ModuleProcess {
     this.twinPath = join(this.dir, 'twin.json');
     this.reportedPath = join(this.dir, 'twin.reported.json');
     this.writeDesired(options.desired);
-    this.child = spawn(process.execPath, [MAIN, '--twin', this.twinPath, ...(options.args ?? [])], {
+    const twinArgs = options.twinFile === false ? [] : ['--twin', this.twinPath];
+    this.child = spawn(process.execPath, [MAIN, ...twinArgs, ...(options.args ?? [])], {
       env: { ...process.env, LOG_LEVEL: 'debug', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
