@@ -38,3 +38,37 @@ describe('one Debian package list for set-up and both images', () => {
     assert.match(setup, /npm run --silent gi-types/);
   });
 });
+
+describe('IoT Edge deployment files', () => {
+  const moduleJson = JSON.parse(read('module.json')) as { image: { tag: { platforms: Record<string, string> } } };
+  const deployment = JSON.parse(read('deployment.template.json')) as { modulesContent: Record<string, Record<string, any>> };
+  const gst = deployment.modulesContent.$edgeAgent!['properties.desired'].modules['gst-iotedge'];
+
+  it('builds one image per platform from the Dockerfiles', () => {
+    assert.deepEqual(moduleJson.image.tag.platforms, { amd64: './Dockerfile.amd64', arm32v7: './Dockerfile.arm32v7' });
+    for (const file of Object.values(moduleJson.image.tag.platforms)) assert.ok(read(file).length > 0);
+  });
+
+  it('binds the RTSP and HTTP ports and sets the environment the module reads', () => {
+    const options = gst.settings.createOptions;
+    for (const port of ['8554/tcp', '8000/tcp']) {
+      assert.ok(port in options.ExposedPorts, port);
+      assert.ok(port in options.HostConfig.PortBindings, port);
+    }
+    const main = read('main.ts') + read('actors/IotHubConnection.ts');
+    for (const name of Object.keys(gst.env)) {
+      if (['USER', 'PASSWORD', 'IP'].includes(name)) continue; // used by the example pipeline
+      if (name === 'GST_DEBUG') continue; // read by GStreamer itself
+      assert.ok(main.includes(name), `${name} is read by the module`);
+    }
+  });
+
+  it('carries a desired-properties example from the seed that the module accepts', async () => {
+    const { parseDesired, resolveDesired } = await import('../../config/desired.js');
+    const desired = deployment.modulesContent['gst-iotedge']!['properties.desired'];
+    const config = resolveDesired(parseDesired(desired), { USER: 'u', PASSWORD: 'p', IP: '127.0.0.1' });
+    assert.equal(config.pipelines[0]?.name, 'main');
+    assert.match(config.pipelines[0]!.launch, /rtsp:\/\/u:p@127\.0\.0\.1\/axis-media\/media\.amp/);
+    assert.equal(config.unknownKeys.length, 0);
+  });
+});
