@@ -15,6 +15,7 @@ import { Redactor } from '../config/redact.js';
 import { configMachine, type ApplyInput, type ConfigActor, type ValidateInput } from '../machines/config.js';
 import { pipelineMachine, pipelineStateName, type PipelineActor } from '../machines/pipeline.js';
 import type { EngineSupervisionPolicy } from '../machines/engine.js';
+import type { EngineEvent, EngineStats, RtspConfig } from '../ipc/protocol.js';
 import { EngineClient } from './EngineClient.js';
 import { pipelineRunnerLogic } from './pipelineRunner.js';
 
@@ -43,6 +44,8 @@ export interface StatusDocument {
   };
   pipelines: Record<string, PipelineStatus>;
   engine: { state: string; pid: number | null; restarts: number; lastError: string | null };
+  /** The RTSP server: bound port (null when it serves nothing) and viewers per mount. */
+  rtsp: { port: number | null; error: string | null; mounts: Record<string, { viewers: number }> };
 }
 
 /** What happened, for outputs that report events (IoT Hub output messages, the status page). */
@@ -77,6 +80,8 @@ export class ControlPlane {
   readonly status$: BehaviorSubject<StatusDocument>;
   /** State changes and config outcomes, as they happen. */
   readonly events$ = new Subject<ControlPlaneEvent>();
+  /** The engine's latest counters (sample streams, RTSP viewers); null until the first report. */
+  readonly stats$ = new BehaviorSubject<EngineStats | null>(null);
   readonly #logger: Logger;
   readonly #env: NodeJS.ProcessEnv;
   readonly #config: ConfigActor;
@@ -94,6 +99,9 @@ export class ControlPlane {
   };
   #sequence = 0;
   #closing = false;
+  /** The RTSP config the engine was given last (replayed when a new engine comes up). */
+  #rtspConfig: RtspConfig | null = null;
+  #rtspStatus: StatusDocument['rtsp'] = { port: null, error: null, mounts: {} };
 
   constructor(options: ControlPlaneOptions) {
     this.#logger = options.logger;
@@ -106,10 +114,13 @@ export class ControlPlane {
     });
     this.engine.events$.subscribe((event) => {
       if (event.type === 'log') engineLog[event.level]({ pipeline: event.pipeline }, this.redactor.redact(event.msg));
+      else if (event.type === 'rtsp') this.#onRtsp(event);
+      else if (event.type === 'stats') this.#onStats(event.stats);
     });
     this.engine.lifecycle$.subscribe((event) => {
       if (event.type === 'ready') {
         engineLog.info({ pid: event.pid, event: 'engine-ready' }, 'media engine ready');
+        if (this.#rtspConfig) this.engine.send({ type: 'rtsp', config: this.#rtspConfig });
         for (const { actor } of this.#pipelines.values()) actor.send({ type: 'ENGINE_READY' });
       } else if (event.type === 'failedToStart') {
         engineLog.error({ event: 'engine-failed-to-start', reason: event.reason }, `media engine failed to start: ${event.reason}`);
@@ -208,6 +219,10 @@ export class ControlPlane {
   async #apply({ next, applied }: ApplyInput): Promise<void> {
     const plan = planSwap(applied, next);
     await Promise.all(plan.stop.map((name) => this.#stopPipeline(name, true)));
+    if (JSON.stringify(next.rtspServer) !== JSON.stringify(this.#rtspConfig)) {
+      this.#rtspConfig = next.rtspServer;
+      this.engine.send({ type: 'rtsp', config: next.rtspServer });
+    }
     for (const pipeline of plan.start) this.#spawnPipeline(pipeline, next.restartPolicy);
     this.#publish();
   }
@@ -270,6 +285,30 @@ export class ControlPlane {
     this.#lastLogged.delete(name);
   }
 
+  #onRtsp(event: Extract<EngineEvent, { type: 'rtsp' }>): void {
+    const log = this.#logger.child({ component: 'rtsp' });
+    if (event.error) log.error({ event: 'rtsp-failed' }, `RTSP server: ${event.error}`);
+    else if (event.port !== null) {
+      log.info({ event: 'rtsp-listening', port: event.port, mounts: event.mounts }, `RTSP: ${event.mounts.map((m) => `rtsp://<host>:${event.port}${m}`).join(', ')}`);
+    }
+    const mounts = Object.fromEntries(event.mounts.map((m) => [m, { viewers: this.#rtspStatus.mounts[m]?.viewers ?? 0 }]));
+    this.#rtspStatus = { port: event.port, error: event.error, mounts };
+    this.#publish();
+  }
+
+  #onStats(stats: EngineStats): void {
+    this.stats$.next(stats);
+    let changed = false;
+    for (const [path, mount] of Object.entries(this.#rtspStatus.mounts)) {
+      const viewers = stats.rtspViewers[path] ?? 0;
+      if (mount.viewers !== viewers) {
+        this.#rtspStatus.mounts[path] = { viewers };
+        changed = true;
+      }
+    }
+    if (changed) this.#publish();
+  }
+
   #buildStatus(): StatusDocument {
     const pipelines: Record<string, PipelineStatus> = {};
     for (const [name, { actor, template }] of this.#pipelines) {
@@ -289,6 +328,7 @@ export class ControlPlane {
       config: this.#configStatus,
       pipelines,
       engine: { ...engine, lastError: engine.lastError ? this.redactor.redact(engine.lastError) : null },
+      rtsp: structuredClone(this.#rtspStatus ?? { port: null, error: null, mounts: {} }),
     };
   }
 

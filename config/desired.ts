@@ -1,6 +1,7 @@
 import { ConfigError } from './errors.js';
 import { expand } from './expand.js';
 import { maskUserinfo } from './redact.js';
+import type { RtspConfig } from '../ipc/protocol.js';
 
 /** What to do when a pipeline ends with EOS on its own: a camera that hangs up ends the stream too. */
 export type EosPolicy = 'restart' | 'stop';
@@ -36,6 +37,18 @@ export interface PipelineSpec {
   readonly onEos: EosPolicy;
 }
 
+/** RTSP server settings (twin key `rtsp`, all optional) with the seed's `rtsp_pipeline` as mount `/player`. */
+export interface RtspSettings {
+  readonly port: number;
+  readonly address: string;
+  /** Mount path -> launch template. */
+  readonly mounts: ReadonlyArray<{ readonly path: string; readonly template: string }>;
+}
+
+export const DEFAULT_RTSP_PORT = 8554;
+/** The seed's mount for `rtsp_pipeline`. */
+export const PLAYER_MOUNT = '/player';
+
 /** A desired document, checked for shape. */
 export interface DesiredConfig {
   /** The twin's `$version`, when it has one. */
@@ -48,6 +61,7 @@ export interface DesiredConfig {
   /** Seed key `http_server` (default true). */
   readonly httpServer: boolean;
   readonly restartPolicy: RestartPolicy;
+  readonly rtsp: RtspSettings;
   /** Keys this version does not know: reported, not fatal, so a newer twin still runs. */
   readonly unknownKeys: readonly string[];
 }
@@ -61,6 +75,8 @@ export interface ResolvedPipeline extends PipelineSpec {
 /** A desired document with every pipeline expanded. */
 export interface ResolvedConfig extends Omit<DesiredConfig, 'pipelines'> {
   readonly pipelines: readonly ResolvedPipeline[];
+  /** What the engine's RTSP server gets: expanded launch per mount. */
+  readonly rtspServer: RtspConfig;
   /** Expanded `rtsp_pipeline` / `webrtc_pipeline`, validated with the rest. */
   readonly extraLaunches: ReadonlyArray<{ readonly name: string; readonly launch: string }>;
   /** Every value that came from the environment, for the redactor. */
@@ -76,7 +92,9 @@ const KNOWN_KEYS = new Set([
   'pipelines',
   'on_eos',
   'restart_policy',
+  'rtsp',
 ]);
+const MOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const PIPELINE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -137,6 +155,31 @@ function restartPolicyOf(value: unknown): RestartPolicy {
   return result;
 }
 
+function rtspSettingsOf(value: unknown, rtspPipeline: string | null): RtspSettings {
+  if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('rtsp must be an object');
+  const settings = (value ?? {}) as Record<string, unknown>;
+  const port = settings.port ?? DEFAULT_RTSP_PORT;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError('rtsp.port must be a port number (0-65535)');
+  }
+  const address = settings.address ?? '0.0.0.0';
+  if (typeof address !== 'string' || address === '') throw new ConfigError('rtsp.address must be an IP address');
+  const mounts: Array<{ path: string; template: string }> = [];
+  if (rtspPipeline) mounts.push({ path: PLAYER_MOUNT, template: rtspPipeline });
+  const extra = settings.mounts;
+  if (extra !== undefined && extra !== null) {
+    if (!isObject(extra)) throw new ConfigError('rtsp.mounts must be an object of name -> launch line');
+    for (const [name, launch] of Object.entries(extra)) {
+      if (launch === null) continue;
+      if (!MOUNT_NAME.test(name)) throw new ConfigError(`rtsp.mounts.${name}: a mount name is letters, digits, '-', '_' or '.'`);
+      if (`/${name}` === PLAYER_MOUNT && rtspPipeline) throw new ConfigError('rtsp.mounts.player: /player is rtsp_pipeline already');
+      if (typeof launch !== 'string' || launch.trim() === '') throw new ConfigError(`rtsp.mounts.${name} must be a launch line`);
+      mounts.push({ path: `/${name}`, template: launch });
+    }
+  }
+  return { port, address, mounts };
+}
+
 /** Checks the shape of a desired document (no environment, no GStreamer). */
 export function parseDesired(document: unknown): DesiredConfig {
   const desired = desiredOf(document);
@@ -170,10 +213,12 @@ export function parseDesired(document: unknown): DesiredConfig {
   if (httpServer !== undefined && httpServer !== null && typeof httpServer !== 'boolean') {
     throw new ConfigError('http_server must be true or false');
   }
+  const rtspPipeline = optionalString(desired, 'rtsp_pipeline');
   return {
     version,
     pipelines,
-    rtspPipeline: optionalString(desired, 'rtsp_pipeline'),
+    rtspPipeline,
+    rtsp: rtspSettingsOf(desired.rtsp, rtspPipeline),
     webrtcPipeline: optionalString(desired, 'webrtc_pipeline'),
     httpServer: httpServer !== false,
     restartPolicy: restartPolicyOf(desired.restart_policy),
@@ -194,11 +239,17 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv): R
     launch: expandInto(p.template, p.name === MAIN_PIPELINE ? 'pipeline' : `pipelines.${p.name}`),
   }));
   const extraLaunches: Array<{ name: string; launch: string }> = [];
-  if (config.rtspPipeline) extraLaunches.push({ name: 'rtsp_pipeline', launch: expandInto(config.rtspPipeline, 'rtsp_pipeline') });
+  const mounts = config.rtsp.mounts.map(({ path, template }) => {
+    const where = path === PLAYER_MOUNT && config.rtspPipeline ? 'rtsp_pipeline' : `rtsp.mounts.${path.slice(1)}`;
+    const launch = expandInto(template, where);
+    extraLaunches.push({ name: where, launch });
+    return { path, launch };
+  });
   if (config.webrtcPipeline) {
     extraLaunches.push({ name: 'webrtc_pipeline', launch: expandInto(config.webrtcPipeline, 'webrtc_pipeline') });
   }
-  return { ...config, pipelines, extraLaunches, secrets };
+  const rtspServer: RtspConfig = { port: config.rtsp.port, address: config.rtsp.address, mounts };
+  return { ...config, pipelines, extraLaunches, secrets, rtspServer };
 }
 
 /** What a swap has to do: pipelines to stop (changed or gone) and to start (changed or new); the rest is left alone. */

@@ -8,11 +8,27 @@
 /** GStreamer element states as names, as they appear in logs and reported properties. */
 export type GstStateName = 'void-pending' | 'null' | 'ready' | 'paused' | 'playing';
 
+/** The RTSP server: where it listens and what it serves (expanded launch lines). No mounts: no server. */
+export interface RtspConfig {
+  readonly port: number;
+  readonly address: string;
+  readonly mounts: ReadonlyArray<{ readonly path: string; readonly launch: string }>;
+}
+
+/** Counters the engine sends every second (metrics, status). */
+export interface EngineStats {
+  /** Per sample-hub stream (named appsink): buffers and bytes so far, caps as text. */
+  readonly streams: Record<string, { buffers: number; bytes: number; caps: string | null }>;
+  /** Viewers per RTSP mount path. */
+  readonly rtspViewers: Record<string, number>;
+}
+
 /** Control plane -> engine. */
 export type EngineCommand =
   | { type: 'validate'; id: number; launch: string }
   | { type: 'start'; pipeline: string; run: number; launch: string }
   | { type: 'stop'; pipeline: string; run: number; graceful: boolean; timeoutMs: number }
+  | { type: 'rtsp'; config: RtspConfig }
   | { type: 'shutdown'; timeoutMs: number };
 
 /** Engine -> control plane. */
@@ -25,6 +41,8 @@ export type EngineEvent =
   | { type: 'warning'; pipeline: string; run: number; message: string; source: string }
   | { type: 'eos'; pipeline: string; run: number }
   | { type: 'stopped'; pipeline: string; run: number; eos: boolean }
+  | { type: 'rtsp'; port: number | null; mounts: string[]; error: string | null }
+  | { type: 'stats'; stats: EngineStats }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; pipeline?: string };
 
 /** Type guard for messages arriving on the IPC channel (the other side is our own code, but a bug there must not crash this side). */

@@ -1,5 +1,6 @@
 import type { EngineEvent, GstStateName } from '../ipc/protocol.js';
 import { GLib, Gst, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+import type { SampleHub } from './SampleHub.js';
 
 const STATE_NAMES: Record<number, GstStateName> = {
   [Gst.State.VOID_PENDING]: 'void-pending',
@@ -55,7 +56,14 @@ export class PipelineRunner {
   /** Last state the pipeline itself reached. */
   #state: GstStateName = 'null';
 
-  constructor(name: string, run: number, launch: string, emit: (event: EngineEvent) => void, onClosed: () => void) {
+  constructor(
+    name: string,
+    run: number,
+    launch: string,
+    emit: (event: EngineEvent) => void,
+    onClosed: () => void,
+    hub: SampleHub | null = null,
+  ) {
     this.name = name;
     this.run = run;
     this.#emit = emit;
@@ -80,6 +88,14 @@ export class PipelineRunner {
     this.#beforeNull.push(() => {
       for (const appsink of this.#appsinks()) appsink.emitSignals = false;
     });
+    // Named appsinks (`appsink name=video`) publish to the sample hub; unnamed ones (appsink0) are the user's own.
+    if (hub) {
+      for (const element of allElements(this.#pipeline)) {
+        if (element.getFactory()?.getName() === 'appsink' && !/^appsink\d+$/.test(element.name)) {
+          this.#beforeNull.unshift(hub.attachProducer(element));
+        }
+      }
+    }
   }
 
   /** The pipeline's appsinks (named ones feed RTSP and WebRTC; any may hold samples nobody pulls). */

@@ -6,6 +6,8 @@
 import { isEngineCommand, type EngineCommand, type EngineEvent } from '../ipc/protocol.js';
 import { GLib, Gst } from './gst.js';
 import { parseLaunch, PipelineRunner } from './PipelineRunner.js';
+import { RtspServer } from './RtspServer.js';
+import { SampleHub } from './SampleHub.js';
 
 function send(event: EngineEvent): void {
   if (process.connected) process.send?.(event);
@@ -17,6 +19,17 @@ function errorText(error: unknown): string {
 
 /** The running pipelines, by name. */
 const runners = new Map<string, PipelineRunner>();
+/** Samples from named appsinks to whoever consumes them (RTSP media, WebRTC peers). */
+const hub = new SampleHub();
+/** An element of any running pipeline, by name (a proxysink for an RTSP proxysrc). */
+function findElement(name: string) {
+  for (const runner of runners.values()) {
+    const element = runner.pipeline.getByName(name);
+    if (element) return element;
+  }
+  return null;
+}
+const rtsp = new RtspServer(hub, send, findElement);
 /** Runs asked to stop before they closed, so a second stop of the same run still gets its `stopped`. */
 let shuttingDown = false;
 
@@ -24,15 +37,23 @@ function start(pipeline: string, run: number, launch: string): void {
   runners.get(pipeline)?.stop(false, 0);
   let runner: PipelineRunner;
   try {
-    runner = new PipelineRunner(pipeline, run, launch, send, () => {
-      if (runners.get(pipeline) === runner) runners.delete(pipeline);
-    });
+    runner = new PipelineRunner(
+      pipeline,
+      run,
+      launch,
+      send,
+      () => {
+        if (runners.get(pipeline) === runner) runners.delete(pipeline);
+      },
+      hub,
+    );
   } catch (error) {
     send({ type: 'error', pipeline, run, message: errorText(error), source: 'parser', debug: null });
     send({ type: 'stopped', pipeline, run, eos: false });
     return;
   }
   runners.set(pipeline, runner);
+  rtsp.producerStarted();
   runner.play();
 }
 
@@ -78,7 +99,11 @@ function handle(command: EngineCommand): void {
     case 'stop':
       stop(command.pipeline, command.run, command.graceful, command.timeoutMs);
       return;
+    case 'rtsp':
+      rtsp.configure(command.config);
+      return;
     case 'shutdown':
+      rtsp.close();
       shutdown(command.timeoutMs);
       return;
   }
@@ -98,6 +123,7 @@ process.on('disconnect', () => shutdown(5_000));
 process.on('SIGINT', () => undefined);
 
 Gst.init(null);
+setInterval(() => send({ type: 'stats', stats: { streams: hub.stats(), rtspViewers: rtsp.viewers() } }), 1_000).unref();
 const loop = GLib.MainLoop.new(null, false);
 send({ type: 'ready', pid: process.pid, gstVersion: Gst.versionString() });
 loop.run();

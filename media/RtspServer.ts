@@ -1,0 +1,201 @@
+import type { Subscription } from 'rxjs';
+import type { EngineEvent, RtspConfig } from '../ipc/protocol.js';
+import { gi, type GstElement } from './gst.js';
+import { allElements } from './PipelineRunner.js';
+import type { SampleHub } from './SampleHub.js';
+
+const GstRtspServer = gi.require('GstRtspServer', '1.0');
+type Server = InstanceType<typeof GstRtspServer.RTSPServer>;
+type Client = InstanceType<typeof GstRtspServer.RTSPClient>;
+type Factory = InstanceType<typeof GstRtspServer.RTSPMediaFactory>;
+type Media = InstanceType<typeof GstRtspServer.RTSPMedia>;
+
+/** `videosrc` -> `video`: the seed's naming of appsrc/proxysrc fed from appsink/proxysink. */
+export function streamNameOf(source: string): string | null {
+  return source.endsWith('src') && source.length > 3 ? source.slice(0, -3) : null;
+}
+
+interface Mount {
+  readonly launch: string;
+  readonly factory: Factory;
+  /** Feeds of the media built from this mount (one while shared), ended when the media is unprepared. */
+  readonly feeds: Set<Subscription>;
+}
+
+/**
+ * The RTSP server in the engine: one shared media per mount (all viewers of a mount watch one pipeline), fed
+ * from the sample hub when its launch line starts from `appsrc name=videosrc` (or `proxysrc name=videosrc`). A
+ * new main pipeline changes the producer behind the hub, not the media, so viewers stay connected. Viewer
+ * counts come from the clients' PLAY and TEARDOWN requests.
+ */
+export class RtspServer {
+  readonly #hub: SampleHub;
+  readonly #emit: (event: EngineEvent) => void;
+  /** Finds a running pipeline's element by name (proxysink for proxysrc). */
+  readonly #findElement: (name: string) => GstElement | null;
+  #server: Server | null = null;
+  #sourceId = 0;
+  /** The bound port (differs from the asked one when that was 0). */
+  #port = 0;
+  /** Port and address as asked, to tell whether a new config needs a new server. */
+  #requestedPort = -1;
+  #address = '';
+  readonly #mounts = new Map<string, Mount>();
+  /** Mount paths each connected client is playing. */
+  readonly #playing = new Map<Client, Set<string>>();
+  /** proxysrc elements of live media, re-pointed when a new producer pipeline starts. */
+  readonly #proxySources = new Set<GstElement>();
+
+  constructor(hub: SampleHub, emit: (event: EngineEvent) => void, findElement: (name: string) => GstElement | null) {
+    this.#hub = hub;
+    this.#emit = emit;
+    this.#findElement = findElement;
+  }
+
+  /** Applies a config: recreates the server when port or address change, remounts what changed. */
+  configure(config: RtspConfig): void {
+    if (config.mounts.length === 0) {
+      this.close();
+      this.#emit({ type: 'rtsp', port: null, mounts: [], error: null });
+      return;
+    }
+    if (!this.#server || this.#requestedPort !== config.port || this.#address !== config.address) {
+      this.close();
+      const error = this.#listen(config.port, config.address);
+      if (error) {
+        this.#emit({ type: 'rtsp', port: null, mounts: [], error });
+        return;
+      }
+    }
+    const mountPoints = this.#server!.getMountPoints()!;
+    const wanted = new Map(config.mounts.map((m) => [m.path, m.launch]));
+    for (const [path, mount] of this.#mounts) {
+      if (wanted.get(path) === mount.launch) continue;
+      mountPoints.removeFactory(path);
+      this.#disconnectViewers(path);
+      for (const feed of mount.feeds) feed.unsubscribe();
+      this.#mounts.delete(path);
+    }
+    for (const [path, launch] of wanted) {
+      if (this.#mounts.has(path)) continue;
+      const mount = this.#mount(path, launch);
+      mountPoints.addFactory(path, mount.factory);
+      this.#mounts.set(path, mount);
+    }
+    this.#emit({ type: 'rtsp', port: this.#port, mounts: [...this.#mounts.keys()], error: null });
+  }
+
+  /** Viewers per mount path. */
+  viewers(): Record<string, number> {
+    const counts: Record<string, number> = Object.fromEntries([...this.#mounts.keys()].map((p) => [p, 0]));
+    for (const paths of this.#playing.values()) for (const p of paths) if (p in counts) counts[p]!++;
+    return counts;
+  }
+
+  /** A producer pipeline started: point live proxysrcs at its proxysinks. */
+  producerStarted(): void {
+    for (const source of this.#proxySources) this.#linkProxy(source);
+  }
+
+  close(): void {
+    if (!this.#server) return;
+    for (const path of this.#mounts.keys()) this.#server.getMountPoints()?.removeFactory(path);
+    this.#server.clientFilter(() => GstRtspServer.RTSPFilterResult.REMOVE);
+    for (const mount of this.#mounts.values()) for (const feed of mount.feeds) feed.unsubscribe();
+    this.#mounts.clear();
+    this.#playing.clear();
+    if (this.#sourceId) gi.require('GLib', '2.0').sourceRemove(this.#sourceId);
+    this.#server = null;
+    this.#sourceId = 0;
+  }
+
+  #listen(port: number, address: string): string | null {
+    const server = new GstRtspServer.RTSPServer();
+    server.address = address;
+    server.service = String(port);
+    const id = server.attach(null);
+    if (!id) return `cannot listen on ${address}:${port} (in use?)`;
+    this.#server = server;
+    this.#sourceId = id;
+    this.#port = server.getBoundPort();
+    this.#requestedPort = port;
+    this.#address = address;
+    server.on('client-connected', (client: Client) => this.#track(client));
+    return null;
+  }
+
+  #track(client: Client): void {
+    const paths = new Set<string>();
+    this.#playing.set(client, paths);
+    const pathOf = (ctx: { uri?: { abspath?: string } }) => {
+      const abspath = (ctx.uri?.abspath ?? '').replace(/\/+$/, '');
+      return [...this.#mounts.keys()].find((p) => abspath === p || abspath.startsWith(`${p}/`)) ?? null;
+    };
+    client.on('play-request', (ctx) => {
+      const path = pathOf(ctx as never);
+      if (path) paths.add(path);
+    });
+    client.on('teardown-request', (ctx) => {
+      const path = pathOf(ctx as never);
+      if (path) paths.delete(path);
+    });
+    client.on('closed', () => this.#playing.delete(client));
+  }
+
+  #disconnectViewers(path: string): void {
+    const leaving = new Set([...this.#playing].filter(([, paths]) => paths.has(path)).map(([client]) => client));
+    this.#server?.clientFilter((_server, client) =>
+      leaving.has(client) ? GstRtspServer.RTSPFilterResult.REMOVE : GstRtspServer.RTSPFilterResult.KEEP,
+    );
+    for (const client of leaving) this.#playing.delete(client);
+  }
+
+  #mount(path: string, launch: string): Mount {
+    const factory = new GstRtspServer.RTSPMediaFactory();
+    factory.setLaunch(launch.trim().startsWith('(') ? launch : `( ${launch} )`);
+    factory.setShared(true);
+    const mount: Mount = { launch, factory, feeds: new Set() };
+    factory.on('media-configure', (media: Media) => {
+      try {
+        this.#configureMedia(mount, media);
+      } catch (error) {
+        this.#emit({ type: 'log', level: 'error', msg: `RTSP ${path}: media-configure failed: ${String(error)}` });
+      }
+    });
+    return mount;
+  }
+
+  #configureMedia(mount: Mount, media: Media): void {
+    const element = media.getElement();
+    const feeds: Subscription[] = [];
+    const proxies: GstElement[] = [];
+    for (const child of allElements(element)) {
+      const stream = streamNameOf(child.name);
+      const factoryName = child.getFactory()?.getName();
+      if (!stream) continue;
+      if (factoryName === 'appsrc') feeds.push(this.#hub.attachConsumer(child, stream));
+      else if (factoryName === 'proxysrc') {
+        proxies.push(child);
+        this.#proxySources.add(child);
+        this.#linkProxy(child);
+      }
+    }
+    for (const feed of feeds) mount.feeds.add(feed);
+    media.on('unprepared', () => {
+      for (const feed of feeds) {
+        feed.unsubscribe();
+        mount.feeds.delete(feed);
+      }
+      for (const proxy of proxies) this.#proxySources.delete(proxy);
+    });
+  }
+
+  #linkProxy(source: GstElement): void {
+    const stream = streamNameOf(source.name);
+    const sink = stream ? this.#findElement(stream) : null;
+    if (sink && sink.getFactory()?.getName() === 'proxysink') {
+      (source as unknown as { proxysink: GstElement }).proxysink = sink;
+    }
+  }
+}
+
