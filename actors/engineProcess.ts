@@ -30,7 +30,8 @@ export function engineProcessLogic(hooks: EngineProcessHooks) {
       // Its own process group: Ctrl-C in a terminal reaches the control plane, which stops the engine in order.
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: { ...process.env, ...hooks.env },
+      // Colour codes would end up in the JSON log lines.
+      env: { GST_DEBUG_NO_COLOR: '1', ...process.env, ...hooks.env },
       serialization: 'json',
     });
     const send = (command: EngineCommand) => {

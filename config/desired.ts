@@ -1,5 +1,6 @@
 import { ConfigError } from './errors.js';
 import { expand } from './expand.js';
+import { shellQuotesToGst } from './launch.js';
 import { maskUserinfo } from './redact.js';
 import type { RtspConfig } from '../ipc/protocol.js';
 
@@ -232,7 +233,7 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv): R
   const expandInto = (template: string, where: string): string => {
     const { text, values } = expand(template, env, where);
     for (const [k, v] of values) secrets.set(k, v);
-    return text;
+    return shellQuotesToGst(text);
   };
   const pipelines = config.pipelines.map((p) => ({
     ...p,

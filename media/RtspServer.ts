@@ -6,7 +6,8 @@ import type { SampleHub } from './SampleHub.js';
 
 const GstRtspServer = gi.require('GstRtspServer', '1.0');
 type Server = InstanceType<typeof GstRtspServer.RTSPServer>;
-type Client = InstanceType<typeof GstRtspServer.RTSPClient>;
+/** GstRtsp.RTSPState.PLAYING. */
+const RTSP_STATE_PLAYING = 4;
 type Factory = InstanceType<typeof GstRtspServer.RTSPMediaFactory>;
 type Media = InstanceType<typeof GstRtspServer.RTSPMedia>;
 
@@ -26,7 +27,7 @@ interface Mount {
  * The RTSP server in the engine: one shared media per mount (all viewers of a mount watch one pipeline), fed
  * from the sample hub when its launch line starts from `appsrc name=videosrc` (or `proxysrc name=videosrc`). A
  * new main pipeline changes the producer behind the hub, not the media, so viewers stay connected. Viewer
- * counts come from the clients' PLAY and TEARDOWN requests.
+ * counts are the sessions in PLAYING state.
  */
 export class RtspServer {
   readonly #hub: SampleHub;
@@ -41,8 +42,6 @@ export class RtspServer {
   #requestedPort = -1;
   #address = '';
   readonly #mounts = new Map<string, Mount>();
-  /** Mount paths each connected client is playing. */
-  readonly #playing = new Map<Client, Set<string>>();
   /** proxysrc elements of live media, re-pointed when a new producer pipeline starts. */
   readonly #proxySources = new Set<GstElement>();
 
@@ -85,11 +84,36 @@ export class RtspServer {
     this.#emit({ type: 'rtsp', port: this.#port, mounts: [...this.#mounts.keys()], error: null });
   }
 
-  /** Viewers per mount path. */
+  /** Viewers per mount path: sessions in PLAYING state, read from the server (signals with an RTSPContext hang node-gtk). */
   viewers(): Record<string, number> {
     const counts: Record<string, number> = Object.fromEntries([...this.#mounts.keys()].map((p) => [p, 0]));
-    for (const paths of this.#playing.values()) for (const p of paths) if (p in counts) counts[p]!++;
+    this.#forEachSessionMedia((path, playing) => {
+      if (playing) counts[path]!++;
+      return false;
+    });
     return counts;
+  }
+
+  /**
+   * Visits every session media of every client with the mount path it plays; a client for which `visit`
+   * returns true is disconnected.
+   */
+  #forEachSessionMedia(visit: (path: string, playing: boolean) => boolean): void {
+    if (!this.#server) return;
+    const { KEEP, REMOVE } = GstRtspServer.RTSPFilterResult;
+    const paths = [...this.#mounts.keys()];
+    this.#server.clientFilter((_server, client) => {
+      let drop = false;
+      client.sessionFilter((_client, session) => {
+        session.filter((_session, media) => {
+          const path = paths.find((p) => media.matches(p)[0]);
+          if (path && visit(path, media.getRtspState() === RTSP_STATE_PLAYING)) drop = true;
+          return KEEP;
+        });
+        return KEEP;
+      });
+      return drop ? REMOVE : KEEP;
+    });
   }
 
   /** A producer pipeline started: point live proxysrcs at its proxysinks. */
@@ -103,7 +127,6 @@ export class RtspServer {
     this.#server.clientFilter(() => GstRtspServer.RTSPFilterResult.REMOVE);
     for (const mount of this.#mounts.values()) for (const feed of mount.feeds) feed.unsubscribe();
     this.#mounts.clear();
-    this.#playing.clear();
     if (this.#sourceId) gi.require('GLib', '2.0').sourceRemove(this.#sourceId);
     this.#server = null;
     this.#sourceId = 0;
@@ -120,34 +143,12 @@ export class RtspServer {
     this.#port = server.getBoundPort();
     this.#requestedPort = port;
     this.#address = address;
-    server.on('client-connected', (client: Client) => this.#track(client));
     return null;
   }
 
-  #track(client: Client): void {
-    const paths = new Set<string>();
-    this.#playing.set(client, paths);
-    const pathOf = (ctx: { uri?: { abspath?: string } }) => {
-      const abspath = (ctx.uri?.abspath ?? '').replace(/\/+$/, '');
-      return [...this.#mounts.keys()].find((p) => abspath === p || abspath.startsWith(`${p}/`)) ?? null;
-    };
-    client.on('play-request', (ctx) => {
-      const path = pathOf(ctx as never);
-      if (path) paths.add(path);
-    });
-    client.on('teardown-request', (ctx) => {
-      const path = pathOf(ctx as never);
-      if (path) paths.delete(path);
-    });
-    client.on('closed', () => this.#playing.delete(client));
-  }
-
+  /** Closes the sessions of everyone watching `path`. */
   #disconnectViewers(path: string): void {
-    const leaving = new Set([...this.#playing].filter(([, paths]) => paths.has(path)).map(([client]) => client));
-    this.#server?.clientFilter((_server, client) =>
-      leaving.has(client) ? GstRtspServer.RTSPFilterResult.REMOVE : GstRtspServer.RTSPFilterResult.KEEP,
-    );
-    for (const client of leaving) this.#playing.delete(client);
+    this.#forEachSessionMedia((p) => p === path);
   }
 
   #mount(path: string, launch: string): Mount {

@@ -126,4 +126,6 @@ Gst.init(null);
 setInterval(() => send({ type: 'stats', stats: { streams: hub.stats(), rtspViewers: rtsp.viewers() } }), 1_000).unref();
 const loop = GLib.MainLoop.new(null, false);
 send({ type: 'ready', pid: process.pid, gstVersion: Gst.versionString() });
-loop.run();
+// Not at the module's top level: run() called while the ES module is still being evaluated blocks Node's timers
+// (setTimeout/setInterval never fire); from a callback, Node's loop runs inside GLib's.
+setImmediate(() => loop.run());

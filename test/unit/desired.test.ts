@@ -98,3 +98,12 @@ describe('redaction', () => {
     assert.equal(maskUserinfo('rtspsrc location=rtsp://admin:admin123@10.1.1.1/axis'), 'rtspsrc location=rtsp://***@10.1.1.1/axis');
   });
 });
+
+describe('launch lines as a shell would pass them', () => {
+  it('turns single-quoted values into double-quoted ones, as the seed examples need', async () => {
+    const { shellQuotesToGst } = await import('../../config/launch.js');
+    assert.equal(shellQuotesToGst("rtspsrc location='rtsp://u:p@h/x' latency=200"), 'rtspsrc location="rtsp://u:p@h/x" latency=200');
+    assert.equal(shellQuotesToGst(`a b="it's" c='say "hi"'`), `a b="it's" c="say \\"hi\\""`);
+    assert.equal(shellQuotesToGst('plain ! text'), 'plain ! text');
+  });
+});

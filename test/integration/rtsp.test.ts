@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { CameraSimulator } from '../support/cameraSimulator.js';
+import { ModuleProcess } from '../support/ModuleProcess.js';
+import { RtspViewer } from '../support/RtspViewer.js';
+
+const run = promisify(execFile);
+
+// The seed's examples, verbatim but for the camera's port (in $IP).
+const SEED_MAIN =
+  'rtspsrc protocols=GST_RTSP_LOWER_TRANS_TCP location=rtsp://$USER:$PASSWORD@$IP/axis-media/media.amp name=src src. ! queue ! rtph264depay ! h264parse config-interval=-1 ! appsink name=video max-buffers=30 drop=true src. ! rtpmp4gdepay ! aacparse ! appsink name=audio drop=true max-buffers=30';
+const SEED_DIRECT =
+  "( rtspsrc protocols=GST_RTSP_LOWER_TRANS_TCP location='rtsp://$USER:$PASSWORD@$IP/axis-media/media.amp' latency=200 name=src src. ! queue ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 src. ! rtpmp4gdepay ! aacparse ! rtpmp4apay name=pay1 pt=97 )";
+const SEED_SHARED = '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )';
+const SHARED_AV =
+  '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 appsrc name=audiosrc ! aacparse ! rtpmp4apay name=pay1 pt=97 )';
+const TEST_SOURCE = (pattern: string) =>
+  `videotestsrc is-live=true pattern=${pattern} ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1 ! appsink name=video max-buffers=30 drop=true sync=false`;
+const LOOPBACK = { port: 0, address: '127.0.0.1' };
+
+let camera: CameraSimulator;
+const modules: ModuleProcess[] = [];
+const viewers: RtspViewer[] = [];
+
+before(async () => {
+  camera = await CameraSimulator.start({ user: 'viewer', password: 'cam-S3cret' });
+});
+after(async () => {
+  await Promise.all(viewers.map((v) => v.stop()));
+  await Promise.all(modules.map((m) => m.stop()));
+  await camera.stop();
+  for (const m of modules) rmSync(m.dir, { recursive: true, force: true });
+});
+
+async function startModule(desired: Record<string, unknown>): Promise<{ module: ModuleProcess; url: string }> {
+  const module = new ModuleProcess({
+    desired: { rtsp: LOOPBACK, restart_policy: { initial_delay_ms: 200, max_delay_ms: 1_000 }, ...desired },
+    env: { USER: camera.user, PASSWORD: camera.password, IP: `127.0.0.1:${camera.port}` },
+  });
+  modules.push(module);
+  const listening = await module.waitForLog((l) => l.event === 'rtsp-listening');
+  return { module, url: `rtsp://127.0.0.1:${listening.port as number}/player` };
+}
+
+function viewer(url: string, transport: 'tcp' | 'udp'): RtspViewer {
+  const v = new RtspViewer({ url, transport });
+  viewers.push(v);
+  return v;
+}
+
+async function probe(url: string): Promise<Array<{ codec_name: string; width?: number; height?: number }>> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-rtsp_transport', 'tcp', '-show_entries', 'stream=codec_name,width,height', '-of', 'json', url], {
+    timeout: 20_000,
+  });
+  return (JSON.parse(stdout) as { streams: Array<{ codec_name: string; width?: number; height?: number }> }).streams;
+}
+
+describe('RTSP at /player', () => {
+  it('serves the seed\'s direct rtsp_pipeline (camera -> payloaders) to ffprobe over TCP, video and audio', async () => {
+    const { module, url } = await startModule({ pipeline: SEED_MAIN, rtsp_pipeline: SEED_DIRECT });
+    await module.waitForPipeline('main', 'playing');
+    const streams = await probe(url);
+    const video = streams.find((s) => s.codec_name === 'h264');
+    assert.ok(video, JSON.stringify(streams));
+    assert.equal(video.width, 640);
+    assert.equal(video.height, 360);
+    assert.ok(streams.some((s) => s.codec_name === 'aac'), JSON.stringify(streams));
+    await module.stop();
+  });
+
+  it('feeds the seed\'s shared rtsp_pipeline (appsrc videosrc) from the main pipeline\'s appsink to ffprobe and to rtspsrc over UDP', async () => {
+    const { module, url } = await startModule({ pipeline: SEED_MAIN, rtsp_pipeline: SHARED_AV });
+    await module.waitForPipeline('main', 'playing');
+    const streams = await probe(url);
+    assert.deepEqual(
+      streams.map((s) => s.codec_name).sort(),
+      ['aac', 'h264'],
+    );
+    assert.equal(streams.find((s) => s.codec_name === 'h264')?.width, 640);
+    const udp = viewer(url, 'udp');
+    await udp.waitForFrames(30);
+    await udp.stop();
+    await module.stop();
+  });
+
+  it('also accepts the newer proxysink name=video -> proxysrc name=videosrc spelling', async () => {
+    const { module, url } = await startModule({
+      pipeline: TEST_SOURCE('ball').replace('appsink name=video max-buffers=30 drop=true sync=false', 'proxysink name=video'),
+      rtsp_pipeline: '( proxysrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )',
+    });
+    await module.waitForPipeline('main', 'playing');
+    const tcp = viewer(url, 'tcp');
+    await tcp.waitForFrames(30);
+    await tcp.stop();
+    await module.stop();
+  });
+
+  it('serves two viewers at once from one media and reports the viewer count', async () => {
+    const { module, url } = await startModule({ pipeline: TEST_SOURCE('ball'), rtsp_pipeline: SEED_SHARED });
+    await module.waitForPipeline('main', 'playing');
+    const a = viewer(url, 'tcp');
+    const b = viewer(url, 'udp');
+    await Promise.all([a.waitForFrames(30), b.waitForFrames(30)]);
+    const reported = await module.waitForReported((r) => r.rtsp?.mounts?.['/player']?.viewers === 2);
+    assert.ok(reported.rtsp.port > 0);
+    await Promise.all([a.stop(), b.stop()]);
+    await module.waitForReported((r) => r.rtsp?.mounts?.['/player']?.viewers === 0);
+    await module.stop();
+  });
+
+  it('keeps a connected viewer playing across a hot swap of the main pipeline', async () => {
+    const { module, url } = await startModule({ pipeline: TEST_SOURCE('ball'), rtsp_pipeline: SEED_SHARED });
+    await module.waitForPipeline('main', 'playing');
+    const v = viewer(url, 'tcp');
+    await v.waitForFrames(30);
+    const from = module.logs.length;
+    const beforeSwap = v.frames.length;
+    module.writeDesired({ rtsp: LOOPBACK, pipeline: TEST_SOURCE('smpte'), rtsp_pipeline: SEED_SHARED });
+    await module.waitForPipeline('main', 'playing', 20_000, from);
+    await v.waitForFrames(60, 20_000, beforeSwap);
+    const gap = v.maxGap(beforeSwap - 1);
+    assert.ok(v.running, 'the viewer was not disconnected');
+    assert.ok(gap < 2_000, `frame gap across the swap: ${gap.toFixed(0)} ms`);
+    console.log(`# swap gap seen by an RTSP viewer: ${gap.toFixed(0)} ms`);
+    await v.stop();
+    await module.stop();
+  });
+
+  it('restarts the main pipeline when the camera drops, and the viewer resumes when it is back', async () => {
+    const { module, url } = await startModule({ pipeline: SEED_MAIN, rtsp_pipeline: SEED_SHARED });
+    await module.waitForPipeline('main', 'playing');
+    const v = viewer(url, 'tcp');
+    await v.waitForFrames(30);
+    const from = module.logs.length;
+    await camera.kill('SIGKILL');
+    await module.waitForPipeline('main', 'backoff', 20_000, from);
+    const whileDown = v.frames.length;
+    await camera.restart();
+    await module.waitForPipeline('main', 'playing', 30_000, from);
+    await v.waitForFrames(30, 30_000, whileDown);
+    assert.ok(v.running, 'the viewer stayed connected through the camera drop');
+    await v.stop();
+    await module.stop();
+  });
+
+  it('remounts when rtsp_pipeline itself changes and closes the old sessions', async () => {
+    const { module, url } = await startModule({ pipeline: TEST_SOURCE('ball'), rtsp_pipeline: SEED_SHARED });
+    await module.waitForPipeline('main', 'playing');
+    const v = viewer(url, 'tcp');
+    await v.waitForFrames(10);
+    const from = module.logs.length;
+    module.writeDesired({
+      rtsp: LOOPBACK,
+      pipeline: TEST_SOURCE('ball'),
+      rtsp_pipeline: '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=1 name=pay0 pt=96 )',
+    });
+    await module.waitForLog((l) => l.event === 'config-applied', 20_000, from);
+    const code = await v.exited;
+    assert.notEqual(code, null, 'the old session was closed');
+    const again = viewer(url, 'tcp');
+    await again.waitForFrames(10);
+    assert.equal(module.logs.slice(from).filter((l) => l.event === 'pipeline-state' && l.pipeline === 'main').length, 0, 'main untouched');
+    await again.stop();
+    await module.stop();
+  });
+});
