@@ -289,7 +289,9 @@ export class ControlPlane {
     const log = this.#logger.child({ component: 'rtsp' });
     if (event.error) log.error({ event: 'rtsp-failed' }, `RTSP server: ${event.error}`);
     else if (event.port !== null) {
-      log.info({ event: 'rtsp-listening', port: event.port, mounts: event.mounts }, `RTSP: ${event.mounts.map((m) => `rtsp://<host>:${event.port}${m}`).join(', ')}`);
+      const host = !this.#rtspConfig || ['0.0.0.0', '::'].includes(this.#rtspConfig.address) ? 'localhost' : this.#rtspConfig.address;
+      const urls = event.mounts.map((m) => `rtsp://${host}:${event.port}${m}`).join(', ');
+      log.info({ event: 'rtsp-listening', port: event.port, mounts: event.mounts }, `RTSP: ${urls} (e.g. ffplay -rtsp_transport tcp ${urls.split(', ')[0]})`);
     }
     const mounts = Object.fromEntries(event.mounts.map((m) => [m, { viewers: this.#rtspStatus.mounts[m]?.viewers ?? 0 }]));
     this.#rtspStatus = { port: event.port, error: event.error, mounts };
