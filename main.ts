@@ -12,6 +12,8 @@ import { auditTime, concatMap } from 'rxjs';
 import { EngineClient } from './actors/EngineClient.js';
 import { ControlPlane } from './actors/ControlPlane.js';
 import { IotHubConnection, iotHubConfigured } from './actors/IotHubConnection.js';
+import { Metrics } from './actors/metrics.js';
+import { WebHost } from './actors/WebHost.js';
 import { reportedPathFor, watchTwinFile, writeReportedFile } from './actors/twinFile.js';
 import { parseDesired, resolveDesired } from './config/desired.js';
 import { Redactor } from './config/redact.js';
@@ -117,7 +119,11 @@ async function runFromHub(plane: ControlPlane, logger: Logger): Promise<() => Pr
 async function run(twinPath: string | null, reportedPath: string | null): Promise<void> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { module: 'gst-iotedge' } });
   const plane = new ControlPlane({ logger });
+  const metrics = new Metrics();
+  metrics.observe(plane);
+  const web = new WebHost(plane, metrics, logger);
   plane.start();
+  web.start();
   const useHub = iotHubConfigured(process.env);
   if (useHub && twinPath) logger.warn(`IoT Hub settings found in the environment: the module twin is used, not ${twinPath}`);
   const twin = twinPath ?? DEFAULT_TWIN;
@@ -134,6 +140,8 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
     stopping = true;
     logger.info({ event: 'stopping', signal }, `${signal}: stopping pipelines gracefully`);
     await shutdown();
+    await web.close();
+    metrics.close();
     logger.info({ event: 'stopped' }, 'stopped');
     process.exit(0);
   };

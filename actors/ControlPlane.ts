@@ -80,6 +80,8 @@ export class ControlPlane {
   readonly status$: BehaviorSubject<StatusDocument>;
   /** State changes and config outcomes, as they happen. */
   readonly events$ = new Subject<ControlPlaneEvent>();
+  /** The config that runs now (null until the first one is applied). */
+  readonly applied$ = new BehaviorSubject<ResolvedConfig | null>(null);
   /** The engine's latest counters (sample streams, RTSP viewers); null until the first report. */
   readonly stats$ = new BehaviorSubject<EngineStats | null>(null);
   readonly #logger: Logger;
@@ -148,6 +150,7 @@ export class ControlPlane {
         at: iso(Date.now()),
       };
       this.#logger.info({ event: 'config-applied', version: config.version, pipelines: config.pipelines.map((p) => p.name) }, 'desired config applied');
+      this.applied$.next(config);
       this.events$.next({ type: 'config', sequence, status: 'applied', version: config.version, error: null });
       this.#publish();
     });

@@ -33,6 +33,9 @@ export function engineProcessLogic(hooks: EngineProcessHooks) {
       // Colour codes would end up in the JSON log lines.
       env: { GST_DEBUG_NO_COLOR: '1', ...process.env, ...hooks.env },
       serialization: 'json',
+      // V8 does not see the size of GStreamer objects behind JS wrappers (samples, RTSP clients): the engine
+      // collects garbage on a timer so they are released (sockets closed, buffers freed) in time.
+      execArgv: [...process.execArgv, '--expose-gc'],
     });
     const send = (command: EngineCommand) => {
       if (child.connected) child.send(command);

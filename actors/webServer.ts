@@ -5,7 +5,7 @@
  * No GStreamer here: segments are plain files the media engine writes and this process only reads.
  */
 import { constants, existsSync, type Stats } from 'node:fs';
-import { open, realpath, type FileHandle } from 'node:fs/promises';
+import { open, realpath, stat as statPath, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 import fastifyStatic from '@fastify/static';
@@ -80,9 +80,8 @@ const SEGMENT_EXTENSIONS = new Set(['.ts', '.m4s', '.m4a', '.m4v', '.aac', '.cmf
 const SEGMENT_CACHE_CONTROL = 'public, max-age=30';
 
 /**
- * Ranges up to this size are read with one read into one buffer and written with one write (a 64 KiB read
- * stream served 1 MB segments at a seventh of nginx's rate). Longer ones (whole recordings) stream in
- * 1 MiB chunks so memory stays bounded.
+ * Ranges up to this size are read with one read into one buffer and written with one write. Longer ones
+ * (whole recordings) stream in 1 MiB chunks so memory stays bounded.
  */
 const BUFFERED_MAX = 8 * 1024 * 1024;
 const STREAM_CHUNK = 1024 * 1024;
@@ -94,6 +93,8 @@ const DEFAULT_MEDIA_CACHE_BYTES = 32 * 1024 * 1024;
  */
 const CACHE_SETTLE_MS = 50;
 
+const MEDIA_PREFIX = '/media/';
+
 /** Opening never follows a final symlink (the real path is opened) nor blocks on a FIFO left in the folder. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
@@ -102,7 +103,7 @@ function sameVersion(a: Stats, b: Stats): boolean {
   return a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
-/** Whole media files in memory by real path, least recently used evicted first, bounded in bytes. */
+/** Whole media files in memory by requested path, least recently used evicted first, bounded in bytes. */
 class MediaCache {
   /** The most bytes all entries may hold together. */
   readonly #maxBytes: number;
@@ -241,7 +242,7 @@ async function readFully(file: FileHandle, start: number, length: number): Promi
 /**
  * Serves one file of the media folder. Not `@fastify/static`: its path (`send` with a 64 KiB read stream,
  * a readdir per request to check spelling) served 1 MB segments at a seventh of nginx's rate; this one
- * writes a segment with one write, from memory when it is cached.
+ * writes a segment with one write, from memory when it is cached (then without opening the file).
  */
 async function serveMediaFile(
   request: FastifyRequest,
@@ -251,15 +252,32 @@ async function serveMediaFile(
   cache: MediaCache,
 ): Promise<FastifyReply> {
   const url = request.raw.url ?? '';
+  // The raw target, not the router's decoded parameter, so that every check sees the same bytes; an
+  // absolute-form target (`GET http://host/media/...`) is not served.
+  if (!url.startsWith(MEDIA_PREFIX)) return notFound(reply);
   const query = url.indexOf('?');
-  const segments = mediaPathSegments(url.slice('/media/'.length, query === -1 ? undefined : query));
+  const segments = mediaPathSegments(url.slice(MEDIA_PREFIX.length, query === -1 ? undefined : query));
+
+  const path = join(mediaRoot, ...segments);
+
+  // A hit costs one stat of the requested path. It follows links like the miss path did when the entry was
+  // made: the same inode, size and times is the same content that passed the real-path check then.
+  let stat: Stats;
+  try {
+    stat = await statPath(path);
+  } catch {
+    return notFound(reply); // no such file, a dangling link, or a file where a folder should be
+  }
+  if (!stat.isFile()) return notFound(reply);
+  const cached = cache.get(path, stat);
+  if (cached !== undefined) return respond(request, reply, path, stat, cached);
 
   let real: string;
   let root: string;
   try {
-    [root, real] = await Promise.all([realRoot(), realpath(join(mediaRoot, ...segments))]);
+    [root, real] = await Promise.all([realRoot(), realpath(path)]);
   } catch {
-    return notFound(reply); // no such file, a dangling link, or a file where a folder should be
+    return notFound(reply); // removed since the stat (a live playlist's oldest segment)
   }
   // Symlinks are followed only as far as the real path stays inside the real root.
   if (!real.startsWith(root.endsWith(sep) ? root : root + sep)) {
@@ -267,55 +285,74 @@ async function serveMediaFile(
     throw httpError(403, 'Forbidden');
   }
 
+  // The miss opens the real path and takes the fstat of what it reads, so that the headers and the bytes
+  // always describe the same version of a file being rewritten.
   let file: FileHandle;
   try {
     file = await open(real, OPEN_FLAGS);
   } catch {
-    return notFound(reply); // removed since realpath (a live playlist's oldest segment), or unreadable
+    return notFound(reply); // removed or replaced by a link since realpath, or unreadable
   }
   let handedOver = false;
   try {
-    // fstat of the open file: headers, cache check and bytes all describe the same version of it.
-    const stat = await file.stat();
+    stat = await file.stat();
     if (!stat.isFile()) return notFound(reply);
-    const ext = extname(real).toLowerCase();
-    const { etag, lastModified } = validators(stat);
-    reply.headers({
-      'content-type': MEDIA_TYPES[ext] ?? 'application/octet-stream',
-      'cache-control': SEGMENT_EXTENSIONS.has(ext) ? SEGMENT_CACHE_CONTROL : 'no-cache',
-      'accept-ranges': 'bytes',
-      etag,
-      'last-modified': lastModified,
-      // Players on another origin (a fleet dashboard) may read the streams; nothing here uses cookies.
-      'access-control-allow-origin': '*',
-      // The folder can hold any file anyone wrote: never let a browser run one as a page of this origin.
-      'x-content-type-options': 'nosniff',
-      'content-security-policy': 'sandbox',
-    });
-    if (notModified(request, etag, stat)) return reply.code(304).send();
-
-    const range = rangeStillValid(request, etag, lastModified) ? parseRange(request.headers.range, stat.size) : null;
-    if (range === 'unsatisfiable') {
-      return reply.code(416).header('content-range', `bytes */${stat.size}`).send();
-    }
-    const start = range?.start ?? 0;
-    const length = range ? range.end - range.start + 1 : stat.size;
-    if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${stat.size}`);
-    reply.header('content-length', length);
-    if (request.method === 'HEAD' || length === 0) return reply.send();
-
-    let whole = cache.get(real, stat);
-    if (whole === undefined && cache.accepts(stat.size)) {
-      whole = await readFully(file, 0, stat.size);
-      cache.set(real, stat, whole);
-    }
-    if (whole !== undefined) return reply.send(whole.subarray(start, start + length));
-    if (length <= BUFFERED_MAX) return reply.send(await readFully(file, start, length));
-    handedOver = true; // the stream closes the file when it ends or the client goes away
-    return reply.send(file.createReadStream({ start, end: start + length - 1, highWaterMark: STREAM_CHUNK }));
+    return await respond(request, reply, path, stat, file, cache, () => (handedOver = true));
   } finally {
     if (!handedOver) void file.close();
   }
+}
+
+/**
+ * Headers, conditional GET, range, then the body: from `source` when it is the whole file in memory,
+ * else read from the open file (and kept in `cache` when small enough). `handOver` is called when a
+ * stream takes ownership of the file handle.
+ */
+async function respond(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  path: string,
+  stat: Stats,
+  source: Buffer | FileHandle,
+  cache?: MediaCache,
+  handOver?: () => void,
+): Promise<FastifyReply> {
+  const ext = extname(path).toLowerCase();
+  const { etag, lastModified } = validators(stat);
+  reply.headers({
+    'content-type': MEDIA_TYPES[ext] ?? 'application/octet-stream',
+    'cache-control': SEGMENT_EXTENSIONS.has(ext) ? SEGMENT_CACHE_CONTROL : 'no-cache',
+    'accept-ranges': 'bytes',
+    etag,
+    'last-modified': lastModified,
+    // Players on another origin (a fleet dashboard) may read the streams; nothing here uses cookies.
+    'access-control-allow-origin': '*',
+    // The folder can hold any file anyone wrote: never let a browser run one as a page of this origin.
+    'x-content-type-options': 'nosniff',
+    'content-security-policy': 'sandbox',
+  });
+  if (notModified(request, etag, stat)) return reply.code(304).send();
+
+  const range = rangeStillValid(request, etag, lastModified) ? parseRange(request.headers.range, stat.size) : null;
+  if (range === 'unsatisfiable') {
+    return reply.code(416).header('content-range', `bytes */${stat.size}`).send();
+  }
+  const start = range?.start ?? 0;
+  const length = range ? range.end - range.start + 1 : stat.size;
+  if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${stat.size}`);
+  reply.header('content-length', length);
+  if (request.method === 'HEAD' || length === 0) return reply.send();
+
+  let whole = Buffer.isBuffer(source) ? source : undefined;
+  if (whole === undefined && cache?.accepts(stat.size)) {
+    whole = await readFully(source as FileHandle, 0, stat.size);
+    cache.set(path, stat, whole);
+  }
+  if (whole !== undefined) return reply.send(whole.subarray(start, start + length));
+  const file = source as FileHandle;
+  if (length <= BUFFERED_MAX) return reply.send(await readFully(file, start, length));
+  handOver?.(); // the stream closes the file when it ends or the client goes away
+  return reply.send(file.createReadStream({ start, end: start + length - 1, highWaterMark: STREAM_CHUNK }));
 }
 
 /**
@@ -327,10 +364,9 @@ async function serveMediaFile(
  * - `GET|HEAD /wwwroot/*` serves `wwwrootDir`; `/wwwroot/vendor/hls.js` and `/wwwroot/vendor/dash.js` are
  *   hls.js and dash.js from node_modules.
  * - `GET|HEAD /media/*` serves `mediaRoot`: single byte ranges (206, 416), ETag and Last-Modified with
- *   conditional GET (304), media MIME types, `no-cache` on playlists and manifests, recently served
- *   files from memory (`mediaCacheBytes`). Paths that leave the
- *   folder are refused: `..` or `.` in any encoding, `//` and absolute paths (403), backslashes, NUL and
- *   malformed UTF-8 (400). Symbolic links (to a file or a folder) are followed only when their real path
+ *   conditional GET (304), media MIME types, `no-cache` on playlists and manifests, recently served files
+ *   from memory (`mediaCacheBytes`). Paths that leave the folder are refused: `..` or `.` in any encoding,
+ *   `//` and absolute paths (403), backslashes, NUL and malformed UTF-8 (400). Symbolic links (to a file or a folder) are followed only when their real path
  *   is inside the real `mediaRoot`, so a pipeline may publish `live.m3u8 -> playlist.m3u8`; others get 403.
  *   The real path is what gets opened (O_NOFOLLOW), so swapping the last link after the check does not
  *   help; swapping a parent folder in between is not covered: the threat here is HTTP clients, not local
@@ -384,7 +420,7 @@ export function createWebServer(options: WebServerOptions = {}): FastifyInstance
   const cache = new MediaCache(options.mediaCacheBytes ?? DEFAULT_MEDIA_CACHE_BYTES);
   app.route({
     method: ['GET', 'HEAD'],
-    url: '/media/*',
+    url: `${MEDIA_PREFIX}*`,
     handler: (request, reply) => serveMediaFile(request, reply, mediaRoot, getRealRoot, cache),
   });
 

@@ -50,6 +50,24 @@ export const DEFAULT_RTSP_PORT = 8554;
 /** The seed's mount for `rtsp_pipeline`. */
 export const PLAYER_MOUNT = '/player';
 
+/** The web server (seed key `http_server` turns it off; twin key `http` sets it up). */
+export interface HttpSettings {
+  readonly enabled: boolean;
+  readonly port: number;
+  readonly address: string;
+  /** The folder served at /media (what hlssink2/dashsink/splitmuxsink write to). */
+  readonly mediaRoot: string;
+}
+
+/** The Prometheus endpoint on its own port (IoT Edge convention 9600; twin key `metrics`, `port: null` turns it off). */
+export interface MetricsSettings {
+  readonly port: number | null;
+  readonly address: string;
+}
+
+export const DEFAULT_HTTP_PORT = 8000;
+export const DEFAULT_METRICS_PORT = 9600;
+
 /** A desired document, checked for shape. */
 export interface DesiredConfig {
   /** The twin's `$version`, when it has one. */
@@ -63,6 +81,8 @@ export interface DesiredConfig {
   readonly httpServer: boolean;
   readonly restartPolicy: RestartPolicy;
   readonly rtsp: RtspSettings;
+  readonly http: HttpSettings;
+  readonly metrics: MetricsSettings;
   /** Keys this version does not know: reported, not fatal, so a newer twin still runs. */
   readonly unknownKeys: readonly string[];
 }
@@ -94,6 +114,8 @@ const KNOWN_KEYS = new Set([
   'on_eos',
   'restart_policy',
   'rtsp',
+  'http',
+  'metrics',
 ]);
 const MOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const PIPELINE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
@@ -159,12 +181,8 @@ function restartPolicyOf(value: unknown): RestartPolicy {
 function rtspSettingsOf(value: unknown, rtspPipeline: string | null): RtspSettings {
   if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('rtsp must be an object');
   const settings = (value ?? {}) as Record<string, unknown>;
-  const port = settings.port ?? DEFAULT_RTSP_PORT;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError('rtsp.port must be a port number (0-65535)');
-  }
-  const address = settings.address ?? '0.0.0.0';
-  if (typeof address !== 'string' || address === '') throw new ConfigError('rtsp.address must be an IP address');
+  const port = portOf(settings.port, DEFAULT_RTSP_PORT, 'rtsp.port');
+  const address = addressOf(settings.address, 'rtsp.address');
   const mounts: Array<{ path: string; template: string }> = [];
   if (rtspPipeline) mounts.push({ path: PLAYER_MOUNT, template: rtspPipeline });
   const extra = settings.mounts;
@@ -179,6 +197,33 @@ function rtspSettingsOf(value: unknown, rtspPipeline: string | null): RtspSettin
     }
   }
   return { port, address, mounts };
+}
+
+function portOf(value: unknown, fallback: number, where: string): number {
+  const port = value ?? fallback;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`${where} must be a port number (0-65535)`);
+  return port;
+}
+
+function addressOf(value: unknown, where: string): string {
+  const address = value ?? '0.0.0.0';
+  if (typeof address !== 'string' || address === '') throw new ConfigError(`${where} must be an IP address`);
+  return address;
+}
+
+function httpSettingsOf(value: unknown, enabled: boolean): HttpSettings {
+  if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('http must be an object');
+  const settings = (value ?? {}) as Record<string, unknown>;
+  const mediaRoot = settings.media_root ?? '/tmp';
+  if (typeof mediaRoot !== 'string' || !mediaRoot.startsWith('/')) throw new ConfigError('http.media_root must be an absolute folder path');
+  return { enabled, port: portOf(settings.port, DEFAULT_HTTP_PORT, 'http.port'), address: addressOf(settings.address, 'http.address'), mediaRoot };
+}
+
+function metricsSettingsOf(value: unknown): MetricsSettings {
+  if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('metrics must be an object');
+  const settings = (value ?? {}) as Record<string, unknown>;
+  const port = settings.port === null ? null : portOf(settings.port, DEFAULT_METRICS_PORT, 'metrics.port');
+  return { port, address: addressOf(settings.address, 'metrics.address') };
 }
 
 /** Checks the shape of a desired document (no environment, no GStreamer). */
@@ -222,6 +267,8 @@ export function parseDesired(document: unknown): DesiredConfig {
     rtsp: rtspSettingsOf(desired.rtsp, rtspPipeline),
     webrtcPipeline: optionalString(desired, 'webrtc_pipeline'),
     httpServer: httpServer !== false,
+    http: httpSettingsOf(desired.http, httpServer !== false),
+    metrics: metricsSettingsOf(desired.metrics),
     restartPolicy: restartPolicyOf(desired.restart_policy),
     unknownKeys: Object.keys(desired).filter((k) => !k.startsWith('$') && !KNOWN_KEYS.has(k)),
   };

@@ -124,6 +124,8 @@ process.on('SIGINT', () => undefined);
 
 Gst.init(null);
 setInterval(() => send({ type: 'stats', stats: { streams: hub.stats(), rtspViewers: rtsp.viewers() } }), 1_000).unref();
+const collect = (globalThis as { gc?: () => void }).gc;
+if (collect) setInterval(collect, 10_000).unref();
 const loop = GLib.MainLoop.new(null, false);
 send({ type: 'ready', pid: process.pid, gstVersion: Gst.versionString() });
 // Not at the module's top level: run() called while the ES module is still being evaluated blocks Node's timers

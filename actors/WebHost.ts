@@ -1,0 +1,103 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Subscription } from 'rxjs';
+import type { HttpSettings, MetricsSettings, ResolvedConfig } from '../config/desired.js';
+import type { ControlPlane } from './ControlPlane.js';
+import type { Metrics } from './metrics.js';
+import { metricsRoutes, statusRoutes } from './statusRoutes.js';
+import { createWebServer } from './webServer.js';
+
+interface Running<T> {
+  readonly settings: T;
+  readonly app: FastifyInstance;
+}
+
+/**
+ * Keeps the HTTP servers in line with the applied config: the web server on :8000 (pages, /media, /metrics,
+ * /api/status; off with `http_server: false`) and the metrics-only server on :9600. A server is restarted only
+ * when its own settings change; a port that cannot be bound is logged and the rest keeps running.
+ */
+export class WebHost {
+  readonly #plane: ControlPlane;
+  readonly #metrics: Metrics;
+  readonly #log: Logger;
+  #web: Running<HttpSettings> | null = null;
+  #metricsServer: Running<MetricsSettings> | null = null;
+  /** Reconciliations run one after the other. */
+  #queue: Promise<void> = Promise.resolve();
+  #subscription: Subscription | null = null;
+
+  constructor(plane: ControlPlane, metrics: Metrics, logger: Logger) {
+    this.#plane = plane;
+    this.#metrics = metrics;
+    this.#log = logger.child({ component: 'http' });
+  }
+
+  start(): void {
+    this.#subscription = this.#plane.applied$.subscribe((config) => {
+      if (config) this.#queue = this.#queue.then(() => this.#reconcile(config));
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#subscription?.unsubscribe();
+    await this.#queue;
+    await Promise.all([this.#web?.app.close(), this.#metricsServer?.app.close()]);
+    this.#web = null;
+    this.#metricsServer = null;
+  }
+
+  async #reconcile(config: ResolvedConfig): Promise<void> {
+    const http = config.http;
+    if (!same(this.#web?.settings, http)) {
+      await this.#web?.app.close();
+      this.#web = null;
+      if (http.enabled) {
+        const app = createWebServer({
+          mediaRoot: http.mediaRoot,
+          logger: false,
+          extraRoutes: (scope) => {
+            metricsRoutes(scope, this.#metrics);
+            statusRoutes(scope, this.#plane.status$);
+          },
+        });
+        this.#web = await this.#listen(app, http, 'http');
+      } else {
+        this.#log.info({ event: 'http-off' }, 'web server off (http_server: false)');
+      }
+    }
+    const metrics = config.metrics;
+    if (!same(this.#metricsServer?.settings, metrics)) {
+      await this.#metricsServer?.app.close();
+      this.#metricsServer = null;
+      if (metrics.port !== null) {
+        const app = Fastify({ logger: false });
+        app.get('/metrics', async (_request, reply) => {
+          reply.header('content-type', this.#metrics.registry.contentType);
+          return this.#metrics.registry.metrics();
+        });
+        this.#metricsServer = await this.#listen(app, { ...metrics, port: metrics.port }, 'metrics');
+      }
+    }
+  }
+
+  async #listen<T extends { port: number; address: string }>(app: FastifyInstance, settings: T, kind: 'http' | 'metrics'): Promise<Running<T> | null> {
+    try {
+      await app.listen({ host: settings.address, port: settings.port });
+    } catch (error) {
+      this.#log.error({ event: `${kind}-failed` }, `cannot listen on ${settings.address}:${settings.port}: ${(error as Error).message}`);
+      await app.close().catch(() => undefined);
+      return null;
+    }
+    const { port } = app.server.address() as AddressInfo;
+    const host = ['0.0.0.0', '::'].includes(settings.address) ? 'localhost' : settings.address;
+    const where = kind === 'http' ? `http://${host}:${port}/ (status page), /metrics, /api/status, /media/` : `http://${host}:${port}/metrics`;
+    this.#log.info({ event: `${kind}-listening`, port }, `${kind === 'http' ? 'web server' : 'metrics'}: ${where}`);
+    return { settings, app };
+  }
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b);
+}

@@ -1,0 +1,134 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Subscription } from 'rxjs';
+import type { EngineStats } from '../ipc/protocol.js';
+import type { ControlPlane } from './ControlPlane.js';
+
+/** Every state a pipeline can be in, so the state gauge has one series per state (1 for the current one). */
+export const PIPELINE_STATES = ['idle', 'starting', 'playing', 'stopping', 'backoff', 'ended', 'stopped'] as const;
+
+/** `gst-iotedge` -> `gst_iotedge`: a module name as a Prometheus metric prefix. */
+export function metricPrefix(moduleName: string): string {
+  const cleaned = moduleName.replace(/[^a-zA-Z0-9_]/g, '_').replace(/^([0-9])/, '_$1');
+  return cleaned || 'gst_iotedge';
+}
+
+/**
+ * The module's Prometheus registry, fed from the control plane's events and the engine's stats. Names carry the
+ * module name as prefix, and every series the IoT Edge labels (`iothub`, `edge_device`, `module_name`) when the
+ * IoT Edge environment provides them, as edgeHub's own metrics do.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly prefix: string;
+  readonly #pipelineState: Gauge<'pipeline' | 'state'>;
+  readonly #restarts: Counter<'pipeline'>;
+  readonly #errors: Counter<'pipeline'>;
+  readonly #streamBuffers: Counter<'stream'>;
+  readonly #streamBytes: Counter<'stream'>;
+  readonly #streamFps: Gauge<'stream'>;
+  readonly #rtspViewers: Gauge<'mount'>;
+  readonly #webrtcPeers: Gauge;
+  readonly #twinUpdates: Counter<'result'>;
+  readonly #engineRestarts: Counter<'reason'>;
+  readonly #engineUp: Gauge;
+  readonly #httpRequests: Counter<'method' | 'route' | 'status'>;
+  /** Last engine counters per stream, to turn its cumulative counts (reset by an engine restart) into increments. */
+  readonly #lastStreams = new Map<string, { buffers: number; bytes: number; at: number }>();
+  /** Pipelines seen in the state gauge, so a removed pipeline's series go away. */
+  readonly #knownPipelines = new Set<string>();
+  /** Mounts seen in the viewers gauge. */
+  readonly #knownMounts = new Set<string>();
+  readonly #subscriptions: Subscription[] = [];
+
+  constructor(env: NodeJS.ProcessEnv = process.env) {
+    this.prefix = metricPrefix(env.IOTEDGE_MODULEID ?? 'gst_iotedge');
+    const labels: Record<string, string> = {};
+    if (env.IOTEDGE_IOTHUBHOSTNAME) labels.iothub = env.IOTEDGE_IOTHUBHOSTNAME;
+    if (env.IOTEDGE_DEVICEID) labels.edge_device = env.IOTEDGE_DEVICEID;
+    if (env.IOTEDGE_MODULEID) labels.module_name = env.IOTEDGE_MODULEID;
+    this.registry.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: this.registry, prefix: `${this.prefix}_` });
+    // prom-client names these gauges *_total, which Prometheus reserves for counters (promtool refuses them);
+    // the same values are there without the suffix.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(`${this.prefix}_${name}`);
+    }
+    const p = this.prefix;
+    const registers = [this.registry];
+    this.#pipelineState = new Gauge({ name: `${p}_pipeline_state`, help: 'Pipeline state: 1 for the current state', labelNames: ['pipeline', 'state'], registers });
+    this.#restarts = new Counter({ name: `${p}_pipeline_restarts_total`, help: 'Pipeline restarts (after errors, EOS or a restart request)', labelNames: ['pipeline'], registers });
+    this.#errors = new Counter({ name: `${p}_pipeline_errors_total`, help: 'Pipeline failures (GStreamer errors, start timeouts, unexpected EOS)', labelNames: ['pipeline'], registers });
+    this.#streamBuffers = new Counter({ name: `${p}_stream_buffers_total`, help: 'Buffers through each named appsink', labelNames: ['stream'], registers });
+    this.#streamBytes = new Counter({ name: `${p}_stream_bytes_total`, help: 'Bytes through each named appsink', labelNames: ['stream'], registers });
+    this.#streamFps = new Gauge({ name: `${p}_stream_fps`, help: 'Buffers per second through each named appsink, over the last second', labelNames: ['stream'], registers });
+    this.#rtspViewers = new Gauge({ name: `${p}_rtsp_viewers`, help: 'RTSP sessions playing, per mount', labelNames: ['mount'], registers });
+    this.#webrtcPeers = new Gauge({ name: `${p}_webrtc_peers`, help: 'Connected WebRTC peers', registers });
+    this.#twinUpdates = new Counter({ name: `${p}_twin_updates_total`, help: 'Desired documents applied or rejected', labelNames: ['result'], registers });
+    this.#engineRestarts = new Counter({ name: `${p}_engine_restarts_total`, help: 'Media engine restarts, by why it went down', labelNames: ['reason'], registers });
+    this.#engineUp = new Gauge({ name: `${p}_engine_up`, help: '1 while the media engine process is up', registers });
+    this.#httpRequests = new Counter({ name: `${p}_http_requests_total`, help: 'HTTP requests served', labelNames: ['method', 'route', 'status'], registers });
+    this.#webrtcPeers.set(0);
+    this.#engineUp.set(0);
+    for (const result of ['applied', 'rejected']) this.#twinUpdates.inc({ result }, 0);
+  }
+
+  /** Follows a control plane until {@link close}. */
+  observe(plane: ControlPlane): void {
+    this.#subscriptions.push(
+      plane.events$.subscribe((event) => {
+        if (event.type === 'config' && event.status !== 'superseded') this.#twinUpdates.inc({ result: event.status });
+        if (event.type === 'pipeline-state') {
+          if (event.state === 'backoff') this.#errors.inc({ pipeline: event.pipeline });
+          if (event.state === 'starting' && event.restarts > 0) this.#restarts.inc({ pipeline: event.pipeline });
+        }
+      }),
+      plane.status$.subscribe((status) => {
+        const seen = new Set(Object.keys(status.pipelines));
+        for (const name of this.#knownPipelines) {
+          if (!seen.has(name)) for (const state of PIPELINE_STATES) this.#pipelineState.remove({ pipeline: name, state });
+        }
+        for (const [name, pipeline] of Object.entries(status.pipelines)) {
+          this.#knownPipelines.add(name);
+          for (const state of PIPELINE_STATES) this.#pipelineState.set({ pipeline: name, state }, pipeline.state === state ? 1 : 0);
+        }
+        this.#engineUp.set(status.engine.state === 'running' ? 1 : 0);
+      }),
+      plane.stats$.subscribe((stats) => stats && this.#onStats(stats)),
+      plane.engine.lifecycle$.subscribe((event) => {
+        if (event.type === 'died' || event.type === 'failedToStart') this.#engineRestarts.inc({ reason: event.type === 'died' ? 'died' : 'failed_to_start' });
+      }),
+    );
+  }
+
+  observeHttp(method: string, route: string, status: number): void {
+    this.#httpRequests.inc({ method, route, status: String(status) });
+  }
+
+  setWebRtcPeers(count: number): void {
+    this.#webrtcPeers.set(count);
+  }
+
+  close(): void {
+    for (const s of this.#subscriptions) s.unsubscribe();
+  }
+
+  #onStats(stats: EngineStats): void {
+    const now = Date.now();
+    for (const [stream, { buffers, bytes }] of Object.entries(stats.streams)) {
+      const last = this.#lastStreams.get(stream);
+      // A smaller count than last time means a new engine: its counts are all new.
+      const newBuffers = last && buffers >= last.buffers ? buffers - last.buffers : buffers;
+      const newBytes = last && bytes >= last.bytes ? bytes - last.bytes : bytes;
+      this.#streamBuffers.inc({ stream }, newBuffers);
+      this.#streamBytes.inc({ stream }, newBytes);
+      if (last) this.#streamFps.set({ stream }, (newBuffers * 1000) / Math.max(1, now - last.at));
+      this.#lastStreams.set(stream, { buffers, bytes, at: now });
+    }
+    const mounts = new Set(Object.keys(stats.rtspViewers));
+    for (const mount of this.#knownMounts) if (!mounts.has(mount)) this.#rtspViewers.remove({ mount });
+    for (const [mount, viewers] of Object.entries(stats.rtspViewers)) {
+      this.#knownMounts.add(mount);
+      this.#rtspViewers.set({ mount }, viewers);
+    }
+  }
+}

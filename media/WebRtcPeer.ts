@@ -1,0 +1,493 @@
+import type { Subscription } from 'rxjs';
+import { GLib, Gst, gi, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+import { allElements, parseLaunch } from './PipelineRunner.js';
+import { streamNameOf } from './RtspServer.js';
+import type { SampleHub } from './SampleHub.js';
+import { ensureH264Fmtp, type Signal } from './signalling.js';
+
+const GstWebRTC = gi.require('GstWebRTC', '1.0');
+const GstSdp = gi.require('GstSdp', '1.0');
+type GstStructure = InstanceType<typeof Gst.Structure>;
+type GstPromise = InstanceType<typeof Gst.Promise>;
+
+/**
+ * `per-viewer`: the twin's `webrtc_pipeline` is parsed for each viewer (one encode each, as the original does).
+ * `shared`: each viewer's pipeline only payloads the main pipeline's `video` (and Opus `audio`) samples from the
+ * sample hub, so any number of viewers cost one encode.
+ */
+export type WebRtcMode = 'per-viewer' | 'shared';
+
+/** Where a peer is: `closed` and `failed` are final (a failed peer has already released its pipeline). */
+export type WebRtcPeerState = 'connecting' | 'negotiating' | 'connected' | 'failed' | 'closed';
+
+/** Totals over a peer's outgoing RTP streams, from webrtcbin's `get-stats` and the viewer's RTCP reports. */
+export interface WebRtcPeerStats {
+  readonly id: string;
+  readonly packetsSent: number;
+  readonly bytesSent: number;
+  /** Packets the viewer reported lost (RTCP receiver reports). */
+  readonly packetsLost: number;
+  /** Retransmission requests, picture-loss and full-intra requests from the viewer. */
+  readonly nackCount: number;
+  readonly pliCount: number;
+  readonly firCount: number;
+  /** Round-trip time from RTCP, in ms; null until the viewer's first receiver report. */
+  readonly roundTripTimeMs: number | null;
+}
+
+/** Options of {@link WebRtcPeer}. */
+export interface WebRtcPeerOptions {
+  /** The viewer's id (names the pipeline, shows up in stats). */
+  readonly id: string;
+  readonly mode: WebRtcMode;
+  /** gst-launch description with an element named `webrtcbin`; required in `per-viewer` mode, unused in `shared`. */
+  readonly launch?: string;
+  /** Samples of the main pipeline: feeds `shared` mode, and any `appsrc name=<stream>src` in a per-viewer launch. */
+  readonly hub: SampleHub;
+  /** `stun://host:port`; replaces a `stun-server` set in the launch line. */
+  readonly stunServer?: string;
+  /** `turn://user:password@host:port` (or `turns://`), each added to webrtcbin. */
+  readonly turnServers?: readonly string[];
+  /** Sends a message to the viewer (the offer, local ICE candidates). */
+  readonly onSignal: (msg: Signal) => void;
+  /** Every state change; `reason` says why for `failed`. `closed` comes once the pipeline is in NULL. */
+  readonly onState: (state: WebRtcPeerState, reason?: string) => void;
+  /** Called every `statsIntervalMs` while the peer is connected. */
+  readonly onStats?: (stats: WebRtcPeerStats) => void;
+  /** Default 1000 ms. */
+  readonly statsIntervalMs?: number;
+}
+
+/** A peer that cannot be built or was used out of order (bad launch line, an answer nobody asked for, ...). */
+export class WebRtcPeerError extends Error {
+  override readonly name = 'WebRtcPeerError';
+}
+
+/** The payload caps of shared mode. No `profile-level-id` here: rtph264pay writes the one of the encoder's SPS
+ * (e.g. 42c01f) and a different fixed value would fail negotiation; the SDP is patched to 42e01f instead. */
+const SHARED_VIDEO =
+  'appsrc name=videosrc format=time ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency ! ' +
+  'application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000,packetization-mode=(string)1 ! webrtcbin.';
+const SHARED_AUDIO =
+  'appsrc name=audiosrc format=time ! rtpopuspay pt=97 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=97,clock-rate=48000 ! webrtcbin.';
+
+/**
+ * The pipeline of one viewer in `shared` mode: the hub's `video` stream (H.264), plus its `audio` stream when that
+ * is Opus, into one bundled webrtcbin.
+ *
+ * @example
+ * sharedLaunch(true) // 'webrtcbin name=webrtcbin bundle-policy=max-bundle appsrc name=videosrc ! ... appsrc name=audiosrc ! ...'
+ */
+export function sharedLaunch(withAudio: boolean): string {
+  return ['webrtcbin name=webrtcbin bundle-policy=max-bundle', SHARED_VIDEO, withAudio ? SHARED_AUDIO : ''].join(' ').trim();
+}
+
+/** Whether the hub's `audio` stream carries Opus (so shared mode can send it without transcoding). */
+export function hubHasOpusAudio(hub: SampleHub): boolean {
+  return hub.stats().audio?.caps?.startsWith('audio/x-opus') ?? false;
+}
+
+/** `turn://user:secret@host` -> `turn://***@host`: TURN URIs hold passwords, and error messages leave the engine. */
+function maskUserinfo(uri: string): string {
+  return uri.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1***@');
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The webrtcbin properties read here (generated types only know GstElement). */
+interface WebRtcBin extends GstElement {
+  stunServer: string;
+  iceConnectionState: number;
+  connectionState: number;
+}
+
+/** Numbers of a stats structure, whatever their GType (uint, uint64, int, double). */
+function statNumber(structure: GstStructure, field: string): number | null {
+  if (!structure.hasField(field)) return null;
+  for (const read of [
+    () => structure.getUint64(field),
+    () => structure.getUint(field),
+    () => structure.getInt64(field),
+    () => structure.getInt(field),
+    () => structure.getDouble(field),
+  ]) {
+    const [ok, value] = read();
+    if (ok) return Number(value);
+  }
+  return null;
+}
+
+/**
+ * One WebRTC viewer: its own pipeline with a `webrtcbin`, the server side of the original's signalling (the
+ * module offers, the browser answers, both trickle ICE), and its connection state. Signalling text goes in through
+ * {@link WebRtcPeer.handleSignal} (checked first with `parseSignal`) and out through `onSignal`.
+ *
+ * Threads: webrtcbin emits its signals and resolves its promises on its own threads, which node-gtk makes wait
+ * for the JS thread. So every handler here only copies what it needs and defers the work with `setImmediate`,
+ * and the pipeline goes to NULL only after the handlers are disconnected, on a later tick.
+ *
+ * @example
+ * const peer = new WebRtcPeer({ id, mode: 'shared', hub, onSignal: (m) => ws.send(JSON.stringify(m)), onState });
+ * peer.start();
+ * ws.on('message', (text) => { const r = parseSignal(String(text)); if (r.ok) peer.handleSignal(r.msg); });
+ * ws.on('close', () => peer.close());
+ */
+export class WebRtcPeer {
+  readonly id: string;
+  readonly mode: WebRtcMode;
+  readonly #options: WebRtcPeerOptions;
+  /** The viewer's pipeline; null once released. */
+  #pipeline: GstPipeline | null;
+  /** Its `webrtcbin`; null once released. */
+  #webrtcbin: WebRtcBin | null;
+  /** Signal handler ids on the webrtcbin, disconnected before NULL. */
+  readonly #handlers: number[] = [];
+  /** Hub feeds of the pipeline's appsrcs, ended before NULL. */
+  readonly #feeds: Subscription[] = [];
+  #statsTimer: NodeJS.Timeout | null = null;
+  #state: WebRtcPeerState | null = null;
+  #started = false;
+  /** Pipeline and handlers let go of (after `failed` or `close()`). */
+  #released = false;
+  #closed = false;
+  /** An offer is out and its answer not yet applied. */
+  #awaitingAnswer = false;
+  /** webrtcbin asked for negotiation while an offer was out: offer again once the answer is in. */
+  #renegotiate = false;
+  /** Candidates that came before the answer (webrtcbin needs the remote description first). */
+  readonly #pendingCandidates: Array<{ mline: number; candidate: string }> = [];
+  /** The answer has been handed to webrtcbin: later candidates queue behind it in webrtcbin's own task queue. */
+  #haveAnswer = false;
+  /** ICE and peer-connection states as last read, to report `connected` once. */
+  #connected = false;
+
+  /**
+   * Builds the viewer's pipeline (nothing runs before {@link start}).
+   * @throws WebRtcPeerError when the launch line does not parse, has no `webrtcbin`, or a TURN URI is refused.
+   */
+  constructor(options: WebRtcPeerOptions) {
+    this.id = options.id;
+    this.mode = options.mode;
+    this.#options = options;
+    let launch: string;
+    if (options.mode === 'shared') launch = sharedLaunch(hubHasOpusAudio(options.hub));
+    else if (options.launch && options.launch.trim() !== '') launch = options.launch;
+    else throw new WebRtcPeerError('per-viewer mode needs a webrtc_pipeline launch line');
+    let element: GstElement;
+    try {
+      element = parseLaunch(launch);
+    } catch (error) {
+      throw new WebRtcPeerError(`webrtc pipeline does not parse: ${errorText(error)}`);
+    }
+    let pipeline: GstPipeline;
+    if (element instanceof Gst.Pipeline) pipeline = element;
+    else {
+      pipeline = new Gst.Pipeline({ name: `webrtc-${options.id}` });
+      pipeline.add(element);
+    }
+    const webrtcbin = pipeline.getByName('webrtcbin');
+    if (!webrtcbin || webrtcbin.getFactory()?.getName() !== 'webrtcbin') {
+      throw new WebRtcPeerError('webrtc pipeline has no webrtcbin element named "webrtcbin"');
+    }
+    this.#pipeline = pipeline;
+    this.#webrtcbin = webrtcbin as WebRtcBin;
+    if (options.stunServer) this.#webrtcbin.stunServer = options.stunServer;
+    for (const uri of options.turnServers ?? []) {
+      if (this.#webrtcbin.emit('add-turn-server', uri) !== true) throw new WebRtcPeerError(`TURN server refused: ${maskUserinfo(uri)}`);
+    }
+  }
+
+  /** The last state reported (null before {@link start}). */
+  get state(): WebRtcPeerState | null {
+    return this.#state;
+  }
+
+  /**
+   * Connects the handlers and sets the pipeline PLAYING; the offer follows by `onSignal` once webrtcbin knows the
+   * caps of what it sends. A pipeline that cannot start ends in `failed`.
+   */
+  start(): void {
+    if (this.#started || this.#released) return;
+    this.#started = true;
+    const pipeline = this.#pipeline!;
+    const webrtcbin = this.#webrtcbin!;
+    this.#handlers.push(
+      webrtcbin.connect('on-negotiation-needed', () => this.#guard('on-negotiation-needed', () => setImmediate(() => this.#negotiate()))),
+      webrtcbin.connect('on-ice-candidate', (mline: number, candidate: string) =>
+        this.#guard('on-ice-candidate', () => {
+          // Copied now, sent on a later tick: the webrtcbin thread that emitted this is waiting for us.
+          const msg: Signal = { ice: { candidate, sdpMLineIndex: mline } };
+          setImmediate(() => {
+            if (!this.#released) this.#options.onSignal(msg);
+          });
+        }),
+      ),
+      // Read the states on a later tick, not inside notify: the getter takes webrtcbin's lock.
+      webrtcbin.connect('notify::ice-connection-state', () => this.#guard('notify', () => setImmediate(() => this.#readConnectionState()))),
+      webrtcbin.connect('notify::connection-state', () => this.#guard('notify', () => setImmediate(() => this.#readConnectionState()))),
+    );
+    pipeline.getBus()!.addWatch(GLib.PRIORITY_DEFAULT, (_bus: unknown, message: GstMessage) => {
+      this.#guard('bus', () => this.#onMessage(message));
+      return true;
+    });
+    // appsrc name=videosrc (shared mode, or a per-viewer line that reads the main pipeline) feeds from the hub.
+    for (const child of allElements(pipeline)) {
+      const stream = streamNameOf(child.name);
+      if (stream && child.getFactory()?.getName() === 'appsrc') {
+        // The `format` property itself: appsrc re-applies it on start, undoing the GstBaseSrc.setFormat() that
+        // attachConsumer calls, and a BYTES segment into a payloader floods GStreamer-CRITICALs.
+        (child as unknown as { format: number }).format = Gst.Format.TIME;
+        this.#feeds.push(this.#options.hub.attachConsumer(child, stream));
+      }
+    }
+    this.#setState('connecting');
+    if (pipeline.setState(Gst.State.PLAYING) === Gst.StateChangeReturn.FAILURE) {
+      const error = pipeline.getBus()?.timedPopFiltered(0n, Gst.MessageType.ERROR);
+      const reason = error ? `${(error.src as { name?: string } | null)?.name ?? 'pipeline'}: ${error.parseError()[0].message}` : 'failed to change state to PLAYING';
+      this.#fail(reason);
+      return;
+    }
+    if (this.#options.onStats) {
+      this.#statsTimer = setInterval(() => this.#guard('stats', () => this.#requestStats()), this.#options.statsIntervalMs ?? 1_000);
+      this.#statsTimer.unref();
+    }
+  }
+
+  /**
+   * Applies a message from the viewer (already checked by `parseSignal`): the answer to our offer, or an ICE
+   * candidate (held until the answer is in; an empty candidate, end-of-candidates, is dropped).
+   * @throws WebRtcPeerError for an offer (the module is the offerer), an answer nobody asked for, a description
+   *   that does not parse, or a peer that is closed.
+   */
+  handleSignal(msg: Signal): void {
+    if (this.#released) throw new WebRtcPeerError(`peer ${this.id} is ${this.#state ?? 'closed'}`);
+    if ('sdp' in msg) {
+      if (msg.sdp.type !== 'answer') throw new WebRtcPeerError('the module makes the offer; expected an answer');
+      if (!this.#awaitingAnswer || this.#haveAnswer) throw new WebRtcPeerError('no offer is waiting for an answer');
+      const [result, sdp] = GstSdp.SDPMessage.newFromText(msg.sdp.sdp);
+      if (result !== GstSdp.SDPResult.OK) throw new WebRtcPeerError('answer SDP does not parse');
+      const answer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, sdp);
+      this.#haveAnswer = true;
+      const promise = Gst.Promise.newWithChangeFunc((p: GstPromise) =>
+        this.#guard('set-remote-description', () => {
+          const error = this.#replyError(p);
+          setImmediate(() => this.#answerApplied(error));
+        }),
+      );
+      this.#webrtcbin!.emit('set-remote-description', answer, promise);
+      for (const { mline, candidate } of this.#pendingCandidates.splice(0)) this.#webrtcbin!.emit('add-ice-candidate', mline, candidate);
+      return;
+    }
+    const { candidate, sdpMLineIndex } = msg.ice;
+    if (candidate === '') return;
+    if (this.#haveAnswer) this.#webrtcbin!.emit('add-ice-candidate', sdpMLineIndex, candidate);
+    else if (this.#pendingCandidates.length >= 100) throw new WebRtcPeerError('too many ICE candidates before the answer');
+    else this.#pendingCandidates.push({ mline: sdpMLineIndex, candidate });
+  }
+
+  /**
+   * Ends the peer: hub feeds and signal handlers go first, NULL on a later tick (a webrtcbin or appsrc thread may
+   * be waiting for this thread), then `onState('closed')`. Idempotent; safe in any state.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#release(() => this.#setState('closed'));
+  }
+
+  /** Runs a signal handler body; an exception thrown back into GStreamer would end the process (node-gtk). */
+  #guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      // Failing the peer is the most a broken handler may cost; never the engine.
+      try {
+        this.#fail(`${what}: ${errorText(error)}`);
+      } catch {
+        // Nothing left to report to.
+      }
+    }
+  }
+
+  /** A `{ error }` in a promise reply (webrtcbin reports refused descriptions that way), as text. */
+  #replyError(promise: GstPromise): string | null {
+    const reply = promise.getReply();
+    if (!reply || !reply.hasField('error')) return null;
+    const boxed = reply.getValue('error')?.getBoxed() as unknown as { message?: string } | null;
+    return boxed?.message ?? 'unknown error';
+  }
+
+  #negotiate(): void {
+    if (this.#released) return;
+    if (this.#awaitingAnswer) {
+      this.#renegotiate = true;
+      return;
+    }
+    this.#awaitingAnswer = true;
+    this.#haveAnswer = false;
+    const promise = Gst.Promise.newWithChangeFunc((p: GstPromise) =>
+      this.#guard('create-offer', () => {
+        // The reply belongs to webrtcbin's thread: take the SDP as text now, act on it on a later tick.
+        const error = this.#replyError(p);
+        const offer = error ? null : (p.getReply()?.getValue('offer')?.getBoxed() as unknown as InstanceType<typeof GstWebRTC.WebRTCSessionDescription> | null);
+        const text = offer?.sdp.asText() ?? null;
+        setImmediate(() => this.#guard('create-offer', () => this.#offerCreated(text, error)));
+      }),
+    );
+    this.#webrtcbin!.emit('create-offer', Gst.Structure.newEmpty('offer-options'), promise);
+  }
+
+  #offerCreated(text: string | null, error: string | null): void {
+    if (this.#released) return;
+    if (!text) {
+      this.#fail(`create-offer failed: ${error ?? 'no offer in the reply'}`);
+      return;
+    }
+    // The offer that is sent is the offer that is set: patched for browsers, then parsed back.
+    const sdpText = ensureH264Fmtp(text);
+    const [result, sdp] = GstSdp.SDPMessage.newFromText(sdpText);
+    if (result !== GstSdp.SDPResult.OK) {
+      this.#fail('patched offer SDP does not parse');
+      return;
+    }
+    const offer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.OFFER, sdp);
+    this.#webrtcbin!.emit('set-local-description', offer, Gst.Promise.new());
+    this.#setState('negotiating');
+    this.#options.onSignal({ sdp: { type: 'offer', sdp: sdpText } });
+  }
+
+  #answerApplied(error: string | null): void {
+    if (this.#released) return;
+    if (error) {
+      this.#fail(`answer refused: ${error}`);
+      return;
+    }
+    this.#awaitingAnswer = false;
+    if (this.#renegotiate) {
+      this.#renegotiate = false;
+      this.#negotiate();
+    }
+  }
+
+  #readConnectionState(): void {
+    if (this.#released || !this.#webrtcbin) return;
+    const ice = this.#webrtcbin.iceConnectionState;
+    const pc = this.#webrtcbin.connectionState;
+    const { FAILED: ICE_FAILED, CONNECTED: ICE_CONNECTED, COMPLETED: ICE_COMPLETED } = GstWebRTC.WebRTCICEConnectionState;
+    if (ice === ICE_FAILED || pc === GstWebRTC.WebRTCPeerConnectionState.FAILED) {
+      this.#fail(ice === ICE_FAILED ? 'ICE failed (no candidate pair works: check advertised host, STUN/TURN)' : 'connection failed (DTLS)');
+      return;
+    }
+    // `connection-state` counts DTLS too, so media can flow; ICE alone is not enough.
+    const connected = pc === GstWebRTC.WebRTCPeerConnectionState.CONNECTED && (ice === ICE_CONNECTED || ice === ICE_COMPLETED);
+    if (connected && !this.#connected) {
+      this.#connected = true;
+      this.#setState('connected');
+    }
+  }
+
+  #onMessage(message: GstMessage): void {
+    if (this.#released) return;
+    const type = message.type;
+    if (type === Gst.MessageType.ERROR) {
+      const [error] = message.parseError();
+      this.#fail(`${(message.src as { name?: string } | null)?.name ?? 'pipeline'}: ${error.message}`);
+    } else if (type === Gst.MessageType.LATENCY) {
+      this.#pipeline?.recalculateLatency();
+    } else if (type === Gst.MessageType.EOS) {
+      this.#fail('the stream ended (EOS)');
+    }
+  }
+
+  /** Asks webrtcbin for the stats of each of its sink pads (get-stats refuses a null pad under node-gtk). */
+  #requestStats(): void {
+    if (this.#released || !this.#connected || !this.#webrtcbin) return;
+    const pads: InstanceType<typeof Gst.Pad>[] = [];
+    for (let i = 0; i < 16; i++) {
+      const pad = this.#webrtcbin.getStaticPad(`sink_${i}`);
+      if (pad) pads.push(pad);
+    }
+    const totals = { packetsSent: 0, bytesSent: 0, packetsLost: 0, nackCount: 0, pliCount: 0, firCount: 0, roundTripTimeMs: null as number | null };
+    let remaining = pads.length;
+    for (const pad of pads) {
+      const promise = Gst.Promise.newWithChangeFunc((p: GstPromise) =>
+        this.#guard('get-stats', () => {
+          const reply = p.getReply();
+          if (reply) this.#addStats(reply, totals);
+          if (--remaining === 0) {
+            const stats: WebRtcPeerStats = { id: this.id, ...totals };
+            setImmediate(() => {
+              if (!this.#released) this.#options.onStats?.(stats);
+            });
+          }
+        }),
+      );
+      this.#webrtcbin.emit('get-stats', pad, promise);
+    }
+  }
+
+  /** Adds the outbound-rtp and remote-inbound-rtp entries of one get-stats reply to `totals`. */
+  #addStats(reply: GstStructure, totals: { -readonly [K in keyof Omit<WebRtcPeerStats, 'id'>]: WebRtcPeerStats[K] }): void {
+    for (let i = 0; i < reply.nFields(); i++) {
+      const entry = reply.getValue(reply.nthFieldName(i))?.getBoxed() as unknown as GstStructure | null;
+      if (!entry || typeof entry.getName !== 'function') continue;
+      const kind = entry.getName();
+      if (kind === 'outbound-rtp') {
+        totals.packetsSent += statNumber(entry, 'packets-sent') ?? 0;
+        totals.bytesSent += statNumber(entry, 'bytes-sent') ?? 0;
+        totals.nackCount += statNumber(entry, 'nack-count') ?? 0;
+        totals.pliCount += statNumber(entry, 'pli-count') ?? 0;
+        totals.firCount += statNumber(entry, 'fir-count') ?? 0;
+      } else if (kind === 'remote-inbound-rtp') {
+        totals.packetsLost += statNumber(entry, 'packets-lost') ?? 0;
+        const rtt = statNumber(entry, 'round-trip-time');
+        if (rtt !== null) totals.roundTripTimeMs = Math.max(totals.roundTripTimeMs ?? 0, rtt * 1000);
+      }
+    }
+  }
+
+  #setState(state: WebRtcPeerState, reason?: string): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    try {
+      this.#options.onState(state, reason);
+    } catch {
+      // The owner's callback failing must not leave the pipeline half torn down.
+    }
+  }
+
+  #fail(reason: string): void {
+    if (this.#released) return;
+    this.#setState('failed', reason);
+    this.#release(() => undefined);
+  }
+
+  /** Feeds and handlers off now, NULL on a later tick, then `done`. */
+  #release(done: () => void): void {
+    if (this.#released) {
+      // Already released by a failure: `closed` still comes, after the NULL in flight.
+      setImmediate(done);
+      return;
+    }
+    this.#released = true;
+    if (this.#statsTimer) clearInterval(this.#statsTimer);
+    this.#statsTimer = null;
+    for (const feed of this.#feeds.splice(0)) feed.unsubscribe();
+    const pipeline = this.#pipeline;
+    const webrtcbin = this.#webrtcbin;
+    for (const id of this.#handlers.splice(0)) webrtcbin?.disconnect(id);
+    this.#pendingCandidates.length = 0;
+    this.#pipeline = null;
+    this.#webrtcbin = null;
+    setImmediate(() => {
+      try {
+        pipeline?.setState(Gst.State.NULL);
+        pipeline?.getBus()?.removeWatch();
+      } finally {
+        done();
+      }
+    });
+  }
+}

@@ -1,0 +1,23 @@
+import { chromium, type Browser } from 'playwright-core';
+
+/** Debian's chromium (installed by scripts/setup.sh); never a downloaded browser. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Flags for headless chromium on a closed network, as root: no sandbox (root), no background traffic to
+ * Google's hosts (refused here, many at a time), autoplay without a gesture for the players.
+ */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
