@@ -198,7 +198,11 @@ export class CameraSimulator {
     const child = spawn(process.execPath, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child = child;
     this.#stderr = '';
-    this.#exited = new Promise((resolveExit) => child.once('exit', () => resolveExit()));
+    // A failed spawn emits 'error' and possibly no 'exit'; either means there is no process to wait for.
+    this.#exited = new Promise((resolveExit) => {
+      child.once('exit', () => resolveExit());
+      child.once('error', () => resolveExit());
+    });
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-STDERR_LIMIT);
@@ -400,6 +404,8 @@ async function runServer(argv: readonly string[]): Promise<void> {
       if (quitting) return;
       quitting = true;
       process.stderr.write(`camera simulator: ${why}, exiting\n`);
+      // Before run() has started, quit() would be undone by run(); the callback below checks `quitting`.
+      if (!loop.isRunning()) return;
       loop.quit();
       // run() returning is the normal way out; this covers a loop that does not notice quit() promptly.
       setTimeout(() => process.exit(0), 1_000).unref();
@@ -415,25 +421,17 @@ async function runServer(argv: readonly string[]): Promise<void> {
     process.stdin.once('error', () => quit('stdin error'));
   }
 
-  server.on('client-connected', (client) => {
-    try {
-      const connection = client.getConnection();
-      process.stderr.write(`camera simulator: client connected from ${connection?.getIp() ?? '?'}\n`);
-    } catch (err) {
-      process.stderr.write(`camera simulator: client-connected handler failed: ${String(err)}\n`);
-    }
-  });
-
-  const ready: CameraSimulatorReady = { ready: true, port, url: `rtsp://${HOST}:${port}${CAMERA_MOUNT}` };
-  process.stdout.write(`${JSON.stringify(ready)}\n`);
-
   // node-gtk's run() blocks only when called outside a microtask: from an async function (or ESM top level)
   // it defers itself and returns at once. A timer callback is a clean macrotask, so run() blocks there,
   // servicing both GLib and Node events until quit().
   setTimeout(() => {
+    if (quitting) process.exit(0);
     // GLib polls libuv only while libuv has a ref'd active handle. Node's signal handles are unref'd and the
     // timer running this callback is already spent, so without this interval SIGTERM/SIGINT are never seen.
     const keepAlive = setInterval(() => {}, 60_000);
+    // Announced only now: a signal sent after this line is handled inside run(), never in between.
+    const ready: CameraSimulatorReady = { ready: true, port, url: `rtsp://${HOST}:${port}${CAMERA_MOUNT}` };
+    process.stdout.write(`${JSON.stringify(ready)}\n`);
     loop.run();
     clearInterval(keepAlive);
     process.exit(0);
