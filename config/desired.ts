@@ -215,7 +215,8 @@ function httpSettingsOf(value: unknown, enabled: boolean): HttpSettings {
   if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('http must be an object');
   const settings = (value ?? {}) as Record<string, unknown>;
   const mediaRoot = settings.media_root ?? '/tmp';
-  if (typeof mediaRoot !== 'string' || !mediaRoot.startsWith('/')) throw new ConfigError('http.media_root must be an absolute folder path');
+  // Absolute, or starting with a variable ($MEDIA_ROOT), checked again once expanded.
+  if (typeof mediaRoot !== 'string' || !/^[/$]/.test(mediaRoot)) throw new ConfigError('http.media_root must be an absolute folder path');
   return { enabled, port: portOf(settings.port, DEFAULT_HTTP_PORT, 'http.port'), address: addressOf(settings.address, 'http.address'), mediaRoot };
 }
 
@@ -297,7 +298,9 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv): R
     extraLaunches.push({ name: 'webrtc_pipeline', launch: expandInto(config.webrtcPipeline, 'webrtc_pipeline') });
   }
   const rtspServer: RtspConfig = { port: config.rtsp.port, address: config.rtsp.address, mounts };
-  return { ...config, pipelines, extraLaunches, secrets, rtspServer };
+  const mediaRoot = expand(config.http.mediaRoot, env, 'http.media_root').text;
+  if (!mediaRoot.startsWith('/')) throw new ConfigError('http.media_root must be an absolute folder path');
+  return { ...config, http: { ...config.http, mediaRoot }, pipelines, extraLaunches, secrets, rtspServer };
 }
 
 /** What a swap has to do: pipelines to stop (changed or gone) and to start (changed or new); the rest is left alone. */

@@ -126,3 +126,32 @@ describe('status API, metrics and status page', () => {
     assert.match(text, /gst_iotedge_pipeline_state/);
   });
 });
+
+describe('HLS from the module\'s own pipeline', () => {
+  it('plays in hls.html what the twin pipeline writes with hlssink2 into the media folder', async () => {
+    const hlsRoot = mkdtempSync(join(tmpdir(), 'gst-iotedge-hls-'));
+    const hls = new ModuleProcess({
+      desired: {
+        ...settings,
+        http: { port: 0, address: '127.0.0.1', media_root: hlsRoot },
+        pipeline: `videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1 ! hlssink2 location=${hlsRoot}/segment%05d.ts playlist-location=${hlsRoot}/playlist.m3u8 target-duration=1 max-files=10`,
+      },
+    });
+    try {
+      const http = await hls.waitForLog((l) => l.event === 'http-listening');
+      await hls.waitForPipeline('main', 'playing');
+      browser ??= await launchChromium();
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${http.port as number}/wwwroot/hls.html?src=/media/playlist.m3u8`);
+      const currentTime = "document.getElementById('video').currentTime";
+      await page.waitForFunction(`${currentTime} > 0`, null, { timeout: 30_000 });
+      const start = (await page.evaluate(currentTime)) as number;
+      await page.waitForFunction(`${currentTime} > ${start + 2}`, null, { timeout: 15_000 });
+      await page.close();
+    } finally {
+      await hls.stop();
+      rmSync(hls.dir, { recursive: true, force: true });
+      rmSync(hlsRoot, { recursive: true, force: true });
+    }
+  });
+});
