@@ -45,7 +45,7 @@ export interface StatusDocument {
   pipelines: Record<string, PipelineStatus>;
   engine: { state: string; pid: number | null; restarts: number; lastError: string | null };
   /** The RTSP server: bound port (null when it serves nothing) and viewers per mount. */
-  rtsp: { port: number | null; error: string | null; mounts: Record<string, { viewers: number }> };
+  rtsp: { port: number | null; error: string | null; mounts: Record<string, { viewers: number; bytesSent: number }> };
 }
 
 /** What happened, for outputs that report events (IoT Hub output messages, the status page). */
@@ -296,20 +296,19 @@ export class ControlPlane {
       const urls = event.mounts.map((m) => `rtsp://${host}:${event.port}${m}`).join(', ');
       log.info({ event: 'rtsp-listening', port: event.port, mounts: event.mounts }, `RTSP: ${urls} (e.g. ffplay -rtsp_transport tcp ${urls.split(', ')[0]})`);
     }
-    const mounts = Object.fromEntries(event.mounts.map((m) => [m, { viewers: this.#rtspStatus.mounts[m]?.viewers ?? 0 }]));
+    const mounts = Object.fromEntries(event.mounts.map((m) => [m, this.#rtspStatus.mounts[m] ?? { viewers: 0, bytesSent: 0 }]));
     this.#rtspStatus = { port: event.port, error: event.error, mounts };
     this.#publish();
   }
 
   #onStats(stats: EngineStats): void {
     this.stats$.next(stats);
+    // Only a change of viewers republishes the status (reported properties): byte counts move every second.
     let changed = false;
     for (const [path, mount] of Object.entries(this.#rtspStatus.mounts)) {
-      const viewers = stats.rtspViewers[path] ?? 0;
-      if (mount.viewers !== viewers) {
-        this.#rtspStatus.mounts[path] = { viewers };
-        changed = true;
-      }
+      const now = stats.rtsp[path] ?? { viewers: 0, bytesSent: 0 };
+      if (mount.viewers !== now.viewers) changed = true;
+      this.#rtspStatus.mounts[path] = { ...now };
     }
     if (changed) this.#publish();
   }

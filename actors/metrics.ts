@@ -27,6 +27,9 @@ export class Metrics {
   readonly #streamBytes: Counter<'stream'>;
   readonly #streamFps: Gauge<'stream'>;
   readonly #rtspViewers: Gauge<'mount'>;
+  readonly #rtspBytes: Counter<'mount'>;
+  /** Last engine byte count per mount, for increments. */
+  readonly #lastRtspBytes = new Map<string, number>();
   readonly #webrtcPeers: Gauge;
   readonly #twinUpdates: Counter<'result'>;
   readonly #engineRestarts: Counter<'reason'>;
@@ -62,6 +65,7 @@ export class Metrics {
     this.#streamBytes = new Counter({ name: `${p}_stream_bytes_total`, help: 'Bytes through each named appsink', labelNames: ['stream'], registers });
     this.#streamFps = new Gauge({ name: `${p}_stream_fps`, help: 'Buffers per second through each named appsink, over the last second', labelNames: ['stream'], registers });
     this.#rtspViewers = new Gauge({ name: `${p}_rtsp_viewers`, help: 'RTSP sessions playing, per mount', labelNames: ['mount'], registers });
+    this.#rtspBytes = new Counter({ name: `${p}_rtsp_bytes_sent_total`, help: 'RTP bytes sent to RTSP viewers, per mount', labelNames: ['mount'], registers });
     this.#webrtcPeers = new Gauge({ name: `${p}_webrtc_peers`, help: 'Connected WebRTC peers', registers });
     this.#twinUpdates = new Counter({ name: `${p}_twin_updates_total`, help: 'Desired documents applied or rejected', labelNames: ['result'], registers });
     this.#engineRestarts = new Counter({ name: `${p}_engine_restarts_total`, help: 'Media engine restarts, by why it went down', labelNames: ['reason'], registers });
@@ -124,11 +128,14 @@ export class Metrics {
       if (last) this.#streamFps.set({ stream }, (newBuffers * 1000) / Math.max(1, now - last.at));
       this.#lastStreams.set(stream, { buffers, bytes, at: now });
     }
-    const mounts = new Set(Object.keys(stats.rtspViewers));
+    const mounts = new Set(Object.keys(stats.rtsp));
     for (const mount of this.#knownMounts) if (!mounts.has(mount)) this.#rtspViewers.remove({ mount });
-    for (const [mount, viewers] of Object.entries(stats.rtspViewers)) {
+    for (const [mount, { viewers, bytesSent }] of Object.entries(stats.rtsp)) {
       this.#knownMounts.add(mount);
       this.#rtspViewers.set({ mount }, viewers);
+      const last = this.#lastRtspBytes.get(mount) ?? 0;
+      this.#rtspBytes.inc({ mount }, bytesSent >= last ? bytesSent - last : bytesSent);
+      this.#lastRtspBytes.set(mount, bytesSent);
     }
   }
 }

@@ -19,8 +19,8 @@ export interface RtspConfig {
 export interface EngineStats {
   /** Per sample-hub stream (named appsink): buffers and bytes so far, caps as text. */
   readonly streams: Record<string, { buffers: number; bytes: number; caps: string | null }>;
-  /** Viewers per RTSP mount path. */
-  readonly rtspViewers: Record<string, number>;
+  /** Per RTSP mount path: sessions playing, and RTP bytes sent to them so far. */
+  readonly rtsp: Record<string, { viewers: number; bytesSent: number }>;
 }
 
 /** Control plane -> engine. */

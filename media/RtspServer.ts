@@ -21,6 +21,22 @@ interface Mount {
   readonly factory: Factory;
   /** Feeds of the media built from this mount (one while shared), ended when the media is unprepared. */
   readonly feeds: Set<Subscription>;
+  /** The prepared media (shared: one), to read RTP session counters from. */
+  readonly media: Set<Media>;
+  /** RTP bytes the media produced when last read, and bytes sent to viewers so far. */
+  produced: number;
+  bytesSent: number;
+}
+
+/** Octets sent by the session's own (internal) RTP sources, from the `stats` structure of an RTPSession. */
+export function octetsSent(statsText: string): number {
+  let total = 0;
+  for (const source of statsText.split('application/x-rtp-source-stats').slice(1)) {
+    if (!/internal\\?=\\?\(boolean\\?\)true/.test(source)) continue;
+    const octets = /octets-sent\\?=\\?\(guint64\\?\)(\d+)/.exec(source);
+    if (octets) total += Number(octets[1]);
+  }
+  return total;
 }
 
 /**
@@ -84,14 +100,33 @@ export class RtspServer {
     this.#emit({ type: 'rtsp', port: this.#port, mounts: [...this.#mounts.keys()], error: null });
   }
 
-  /** Viewers per mount path: sessions in PLAYING state, read from the server (signals with an RTSPContext hang node-gtk). */
-  viewers(): Record<string, number> {
-    const counts: Record<string, number> = Object.fromEntries([...this.#mounts.keys()].map((p) => [p, 0]));
+  /**
+   * Per mount: viewers (sessions in PLAYING state, read from the server: signals with an RTSPContext hang
+   * node-gtk) and RTP bytes sent to them. A shared media sends each packet once per viewer, so the bytes its
+   * RTP sessions produced since the last call count once per current viewer. Call it about once a second.
+   */
+  stats(): Record<string, { viewers: number; bytesSent: number }> {
+    const viewers: Record<string, number> = Object.fromEntries([...this.#mounts.keys()].map((p) => [p, 0]));
     this.#forEachSessionMedia((path, playing) => {
-      if (playing) counts[path]!++;
+      if (playing) viewers[path]!++;
       return false;
     });
-    return counts;
+    const result: Record<string, { viewers: number; bytesSent: number }> = {};
+    for (const [path, mount] of this.#mounts) {
+      let produced = 0;
+      for (const media of mount.media) {
+        for (let i = 0; i < media.nStreams(); i++) {
+          const session = media.getStream(i)?.getRtpsession() as { stats?: { toString(): string } } | null;
+          if (session?.stats) produced += octetsSent(session.stats.toString());
+        }
+      }
+      // A new media starts counting from zero.
+      const delta = produced >= mount.produced ? produced - mount.produced : produced;
+      mount.produced = produced;
+      mount.bytesSent += delta * viewers[path]!;
+      result[path] = { viewers: viewers[path]!, bytesSent: mount.bytesSent };
+    }
+    return result;
   }
 
   /**
@@ -155,7 +190,7 @@ export class RtspServer {
     const factory = new GstRtspServer.RTSPMediaFactory();
     factory.setLaunch(launch.trim().startsWith('(') ? launch : `( ${launch} )`);
     factory.setShared(true);
-    const mount: Mount = { launch, factory, feeds: new Set() };
+    const mount: Mount = { launch, factory, feeds: new Set(), media: new Set(), produced: 0, bytesSent: 0 };
     factory.on('media-configure', (media: Media) => {
       try {
         this.#configureMedia(mount, media);
@@ -182,7 +217,9 @@ export class RtspServer {
       }
     }
     for (const feed of feeds) mount.feeds.add(feed);
+    mount.media.add(media);
     media.on('unprepared', () => {
+      mount.media.delete(media);
       for (const feed of feeds) {
         feed.unsubscribe();
         mount.feeds.delete(feed);

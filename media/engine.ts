@@ -123,7 +123,7 @@ process.on('disconnect', () => shutdown(5_000));
 process.on('SIGINT', () => undefined);
 
 Gst.init(null);
-setInterval(() => send({ type: 'stats', stats: { streams: hub.stats(), rtspViewers: rtsp.viewers() } }), 1_000).unref();
+setInterval(() => send({ type: 'stats', stats: { streams: hub.stats(), rtsp: rtsp.stats() } }), 1_000).unref();
 const collect = (globalThis as { gc?: () => void }).gc;
 if (collect) setInterval(collect, 10_000).unref();
 const loop = GLib.MainLoop.new(null, false);

@@ -107,7 +107,9 @@ describe('RTSP at /player', () => {
     const reported = await module.waitForReported((r) => r.rtsp?.mounts?.['/player']?.viewers === 2);
     assert.ok(reported.rtsp.port > 0);
     await Promise.all([a.stop(), b.stop()]);
-    await module.waitForReported((r) => r.rtsp?.mounts?.['/player']?.viewers === 0);
+    const after = await module.waitForReported((r) => r.rtsp?.mounts?.['/player']?.viewers === 0);
+    // Counted once a second from the media's RTP sessions, times the viewers watching then.
+    assert.ok(after.rtsp.mounts['/player'].bytesSent > 1_000, `bytes sent: ${after.rtsp.mounts['/player'].bytesSent}`);
     await module.stop();
   });
 
@@ -143,6 +145,17 @@ describe('RTSP at /player', () => {
     await v.waitForFrames(30, 30_000, whileDown);
     assert.ok(v.running, 'the viewer stayed connected through the camera drop');
     await v.stop();
+    await module.stop();
+  });
+
+  it('serves extra mounts from the rtsp settings', async () => {
+    const { module, url } = await startModule({
+      pipeline: TEST_SOURCE('ball'),
+      rtsp: { ...LOOPBACK, mounts: { cam2: '( videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! x264enc tune=zerolatency speed-preset=ultrafast ! rtph264pay name=pay0 pt=96 )' } },
+    });
+    await module.waitForPipeline('main', 'playing');
+    const streams = await probe(url.replace('/player', '/cam2'));
+    assert.equal(streams[0]?.width, 160);
     await module.stop();
   });
 
