@@ -59,14 +59,14 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function moduleServer(main: string, rtspPipeline: string): Promise<Server & { module: ModuleProcess }> {
+async function moduleServer(main: string | null, rtspPipeline: string): Promise<Server & { module: ModuleProcess }> {
   const module = new ModuleProcess({
-    desired: { pipeline: main, rtsp_pipeline: rtspPipeline, rtsp: { port: 0, address: '127.0.0.1' } },
+    desired: { ...(main ? { pipeline: main } : {}), rtsp_pipeline: rtspPipeline, rtsp: { port: 0, address: '127.0.0.1' } },
     env: { LOG_LEVEL: 'info' },
   });
   const listening = await module.waitForLog((l) => l.event === 'rtsp-listening');
   const ready = await module.waitForLog((l) => l.event === 'engine-ready');
-  await module.waitForPipeline('main', 'playing');
+  if (main) await module.waitForPipeline('main', 'playing');
   return {
     module,
     url: `rtsp://127.0.0.1:${listening.port as number}/player`,
@@ -137,6 +137,9 @@ async function relay(): Promise<void> {
 
 async function fanout(): Promise<void> {
   const size = process.env.FANOUT_SIZE ?? '1280x720';
+  // shared: main pipeline -> appsink -> sample hub -> appsrc media (the module's way); direct: the module's RTSP
+  // server serving the baseline's very launch line (isolates hosting GStreamer in Node from the relay).
+  const mode = process.env.FANOUT_MODE ?? 'shared';
   const src = source(size);
   const rows: string[] = [];
   for (const n of VIEWER_COUNTS) {
@@ -144,7 +147,9 @@ async function fanout(): Promise<void> {
     for (const kind of ['module', 'baseline'] as const) {
       const server =
         kind === 'module'
-          ? await moduleServer(`${src} ! appsink name=video max-buffers=30 drop=true sync=false`, '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )')
+          ? mode === 'direct'
+            ? await moduleServer(null, `( ${src} ! rtph264pay config-interval=-1 name=pay0 pt=96 )`)
+            : await moduleServer(`${src} ! appsink name=video max-buffers=30 drop=true sync=false`, '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )')
           : await baselineServer(`( ${src} ! rtph264pay config-interval=-1 name=pay0 pt=96 )`);
       const clients = await viewers(server.url, n);
       await sleep(2_000);
@@ -168,7 +173,7 @@ async function fanout(): Promise<void> {
         `gst-rtsp-server ${b.load.toFixed(3)} CPU-s/s, fps min ${b.minFps.toFixed(1)} median ${b.medianFps.toFixed(1)} | CPU ratio ${(m.load / b.load).toFixed(3)}`,
     );
   }
-  console.log(`fan-out, ${size}@30 H.264, RTP over RTSP/TCP, ${WINDOW_MS / 1000} s windows (goal: 100 viewers >= 29 fps, CPU ratio <= 1.15)`);
+  console.log(`fan-out (${mode}), ${size}@30 H.264, RTP over RTSP/TCP, ${WINDOW_MS / 1000} s windows (goal: 100 viewers >= 29 fps, CPU ratio <= 1.15)`);
   for (const row of rows) console.log(row);
 }
 

@@ -8,6 +8,9 @@ const GstRtspServer = gi.require('GstRtspServer', '1.0');
 type Server = InstanceType<typeof GstRtspServer.RTSPServer>;
 /** GstRtsp.RTSPState.PLAYING. */
 const RTSP_STATE_PLAYING = 4;
+/** Up to this many sessions, viewers are counted every time; above, at most every RECOUNT_MS unless their number changes. */
+const FEW_SESSIONS = 16;
+const RECOUNT_MS = 5_000;
 type Factory = InstanceType<typeof GstRtspServer.RTSPMediaFactory>;
 type Media = InstanceType<typeof GstRtspServer.RTSPMedia>;
 
@@ -58,6 +61,8 @@ export class RtspServer {
   #requestedPort = -1;
   #address = '';
   readonly #mounts = new Map<string, Mount>();
+  /** The last viewer count, with the number of sessions and the time it was taken. */
+  #lastCount: { sessions: number; at: number; viewers: Record<string, number> } = { sessions: -1, at: 0, viewers: {} };
   /** proxysrc elements of live media, re-pointed when a new producer pipeline starts. */
   readonly #proxySources = new Set<GstElement>();
 
@@ -106,11 +111,7 @@ export class RtspServer {
    * RTP sessions produced since the last call count once per current viewer. Call it about once a second.
    */
   stats(): Record<string, { viewers: number; bytesSent: number }> {
-    const viewers: Record<string, number> = Object.fromEntries([...this.#mounts.keys()].map((p) => [p, 0]));
-    this.#forEachSessionMedia((path, playing) => {
-      if (playing) viewers[path]!++;
-      return false;
-    });
+    const viewers = this.#countViewers();
     const result: Record<string, { viewers: number; bytesSent: number }> = {};
     for (const [path, mount] of this.#mounts) {
       let produced = 0;
@@ -127,6 +128,33 @@ export class RtspServer {
       result[path] = { viewers: viewers[path]!, bytesSent: mount.bytesSent };
     }
     return result;
+  }
+
+  /**
+   * Viewers per mount. Walking the sessions costs a few node-gtk calls per viewer, which added up to several
+   * percent of a core at 100 viewers when done every second: with many sessions and no change in their
+   * number, the last count is reused for up to {@link RECOUNT_MS}.
+   */
+  #countViewers(): Record<string, number> {
+    const pool = this.#server?.getSessionPool();
+    const sessions = pool?.getNSessions() ?? 0;
+    const now = Date.now();
+    const fresh = sessions <= FEW_SESSIONS || sessions !== this.#lastCount.sessions || now - this.#lastCount.at >= RECOUNT_MS;
+    if (!fresh) return this.#lastCount.viewers;
+    const viewers: Record<string, number> = Object.fromEntries([...this.#mounts.keys()].map((p) => [p, 0]));
+    const paths = [...this.#mounts.keys()];
+    const { KEEP } = GstRtspServer.RTSPFilterResult;
+    pool?.filter((_pool, session) => {
+      session.filter((_session, media) => {
+        if (media.getRtspState() !== RTSP_STATE_PLAYING) return KEEP;
+        const path = paths.length === 1 ? paths[0] : paths.find((p) => media.matches(p)[0]);
+        if (path) viewers[path]!++;
+        return KEEP;
+      });
+      return KEEP;
+    });
+    this.#lastCount = { sessions, at: now, viewers };
+    return viewers;
   }
 
   /**

@@ -193,6 +193,9 @@ export class WebRtcPeer {
     }
     this.#pipeline = pipeline;
     this.#webrtcbin = webrtcbin as WebRtcBin;
+    // Never read `webrtcbin.iceAgent` from JS (e.g. to turn off libnice's UPnP): webrtcbin keeps that GstObject's
+    // floating reference, node-gtk's wrapper sinks it as its own, and when the wrapper is collected the ICE agent
+    // is finalized under webrtcbin (CRITICALs, then a peer that never connects).
     if (options.stunServer) this.#webrtcbin.stunServer = options.stunServer;
     for (const uri of options.turnServers ?? []) {
       if (this.#webrtcbin.emit('add-turn-server', uri) !== true) throw new WebRtcPeerError(`TURN server refused: ${maskUserinfo(uri)}`);
