@@ -14,6 +14,7 @@ import { ControlPlane } from './actors/ControlPlane.js';
 import { IotHubConnection, iotHubConfigured } from './actors/IotHubConnection.js';
 import { Metrics } from './actors/metrics.js';
 import { WebHost } from './actors/WebHost.js';
+import { WebRtcGateway } from './actors/WebRtcGateway.js';
 import { reportedPathFor, watchTwinFile, writeReportedFile } from './actors/twinFile.js';
 import { parseDesired, resolveDesired } from './config/desired.js';
 import { Redactor } from './config/redact.js';
@@ -121,7 +122,7 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
   const plane = new ControlPlane({ logger });
   const metrics = new Metrics();
   metrics.observe(plane);
-  const web = new WebHost(plane, metrics, logger);
+  const web = new WebHost(plane, metrics, new WebRtcGateway(plane, metrics, logger), logger);
   plane.start();
   web.start();
   const useHub = iotHubConfigured(process.env);

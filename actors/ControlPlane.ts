@@ -46,6 +46,8 @@ export interface StatusDocument {
   engine: { state: string; pid: number | null; restarts: number; lastError: string | null };
   /** The RTSP server: bound port (null when it serves nothing) and viewers per mount. */
   rtsp: { port: number | null; error: string | null; mounts: Record<string, { viewers: number; bytesSent: number }> };
+  /** WebRTC: the mode in use (null: off) and the peers alive in the engine. */
+  webrtc: { mode: 'shared' | 'per-viewer' | null; peers: number };
 }
 
 /** What happened, for outputs that report events (IoT Hub output messages, the status page). */
@@ -104,6 +106,7 @@ export class ControlPlane {
   /** The RTSP config the engine was given last (replayed when a new engine comes up). */
   #rtspConfig: RtspConfig | null = null;
   #rtspStatus: StatusDocument['rtsp'] = { port: null, error: null, mounts: {} };
+  #webrtcPeers = 0;
 
   constructor(options: ControlPlaneOptions) {
     this.#logger = options.logger;
@@ -310,6 +313,10 @@ export class ControlPlane {
       if (mount.viewers !== now.viewers) changed = true;
       this.#rtspStatus.mounts[path] = { ...now };
     }
+    if (stats.webrtcPeers !== this.#webrtcPeers) {
+      this.#webrtcPeers = stats.webrtcPeers;
+      changed = true;
+    }
     if (changed) this.#publish();
   }
 
@@ -333,6 +340,7 @@ export class ControlPlane {
       pipelines,
       engine: { ...engine, lastError: engine.lastError ? this.redactor.redact(engine.lastError) : null },
       rtsp: structuredClone(this.#rtspStatus ?? { port: null, error: null, mounts: {} }),
+      webrtc: { mode: this.applied$?.value?.webrtcResolved.mode ?? null, peers: this.#webrtcPeers ?? 0 },
     };
   }
 

@@ -7,6 +7,7 @@ import type { ControlPlane } from './ControlPlane.js';
 import type { Metrics } from './metrics.js';
 import { metricsRoutes, statusRoutes } from './statusRoutes.js';
 import { createWebServer } from './webServer.js';
+import type { WebRtcGateway } from './WebRtcGateway.js';
 
 interface Running<T> {
   readonly settings: T;
@@ -28,9 +29,13 @@ export class WebHost {
   #queue: Promise<void> = Promise.resolve();
   #subscription: Subscription | null = null;
 
-  constructor(plane: ControlPlane, metrics: Metrics, logger: Logger) {
+  /** WebRTC signalling (/ws) and WHEP, on the web server. */
+  readonly #webrtc: WebRtcGateway;
+
+  constructor(plane: ControlPlane, metrics: Metrics, webrtc: WebRtcGateway, logger: Logger) {
     this.#plane = plane;
     this.#metrics = metrics;
+    this.#webrtc = webrtc;
     this.#log = logger.child({ component: 'http' });
   }
 
@@ -42,6 +47,7 @@ export class WebHost {
 
   async close(): Promise<void> {
     this.#subscription?.unsubscribe();
+    this.#webrtc.closeAll('module stopping');
     await this.#queue;
     await Promise.all([this.#web?.app.close(), this.#metricsServer?.app.close()]);
     this.#web = null;
@@ -51,6 +57,7 @@ export class WebHost {
   async #reconcile(config: ResolvedConfig): Promise<void> {
     const http = config.http;
     if (!same(this.#web?.settings, http)) {
+      if (this.#web) this.#webrtc.closeAll('web server restarting');
       await this.#web?.app.close();
       this.#web = null;
       if (http.enabled) {
@@ -60,9 +67,11 @@ export class WebHost {
           extraRoutes: (scope) => {
             metricsRoutes(scope, this.#metrics);
             statusRoutes(scope, this.#plane.status$);
+            this.#webrtc.routes(scope);
           },
         });
         this.#web = await this.#listen(app, http, 'http');
+        if (this.#web) this.#webrtc.attach(this.#web.app.server);
       } else {
         this.#log.info({ event: 'http-off' }, 'web server off (http_server: false)');
       }

@@ -65,6 +65,26 @@ export interface MetricsSettings {
   readonly address: string;
 }
 
+/** WebRTC playback (twin key `webrtc`, all optional). */
+export interface WebRtcSettings {
+  /** null: per-viewer when `webrtc_pipeline` is set, shared when the main pipeline has `appsink name=video`. */
+  readonly mode: 'shared' | 'per-viewer' | null;
+  readonly maxPeers: number;
+  readonly negotiationTimeoutMs: number;
+  readonly stunServer: string | null;
+  /** Templates: `turn://user:$TURN_PASSWORD@host:3478`. */
+  readonly turnServers: readonly string[];
+  /** The address viewers reach the module at (NAT, containers): replaces host candidates' addresses. */
+  readonly advertisedHost: string | null;
+}
+
+/** WebRTC as the gateway and the engine use it: mode decided, templates expanded. */
+export interface ResolvedWebRtc extends Omit<WebRtcSettings, 'mode'> {
+  /** null: WebRTC is off (no webrtc_pipeline and no video appsink to share). */
+  readonly mode: 'shared' | 'per-viewer' | null;
+  readonly launch: string | null;
+}
+
 export const DEFAULT_HTTP_PORT = 8000;
 export const DEFAULT_METRICS_PORT = 9600;
 
@@ -83,6 +103,7 @@ export interface DesiredConfig {
   readonly rtsp: RtspSettings;
   readonly http: HttpSettings;
   readonly metrics: MetricsSettings;
+  readonly webrtc: WebRtcSettings;
   /** Keys this version does not know: reported, not fatal, so a newer twin still runs. */
   readonly unknownKeys: readonly string[];
 }
@@ -98,6 +119,7 @@ export interface ResolvedConfig extends Omit<DesiredConfig, 'pipelines'> {
   readonly pipelines: readonly ResolvedPipeline[];
   /** What the engine's RTSP server gets: expanded launch per mount. */
   readonly rtspServer: RtspConfig;
+  readonly webrtcResolved: ResolvedWebRtc;
   /** Expanded `rtsp_pipeline` / `webrtc_pipeline`, validated with the rest. */
   readonly extraLaunches: ReadonlyArray<{ readonly name: string; readonly launch: string }>;
   /** Every value that came from the environment, for the redactor. */
@@ -116,6 +138,7 @@ const KNOWN_KEYS = new Set([
   'rtsp',
   'http',
   'metrics',
+  'webrtc',
 ]);
 const MOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const PIPELINE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
@@ -227,6 +250,36 @@ function metricsSettingsOf(value: unknown): MetricsSettings {
   return { port, address: addressOf(settings.address, 'metrics.address') };
 }
 
+function webrtcSettingsOf(value: unknown): WebRtcSettings {
+  if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('webrtc must be an object');
+  const settings = (value ?? {}) as Record<string, unknown>;
+  const mode = settings.mode ?? null;
+  if (mode !== null && mode !== 'shared' && mode !== 'per-viewer') throw new ConfigError('webrtc.mode must be "shared" or "per-viewer"');
+  const number = (key: string, fallback: number, max: number) => {
+    const v = settings[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw new ConfigError(`webrtc.${key} must be a whole number from 1 to ${max}`);
+    return v;
+  };
+  const stun = settings.stun_server ?? null;
+  if (stun !== null && (typeof stun !== 'string' || !/^stuns?:\/\//.test(stun))) throw new ConfigError('webrtc.stun_server must be a stun://host:port URI');
+  const turn = settings.turn_servers ?? [];
+  if (!Array.isArray(turn) || turn.some((t) => typeof t !== 'string' || !/^turns?:\/\//.test(t))) {
+    throw new ConfigError('webrtc.turn_servers must be a list of turn://user:password@host:port URIs');
+  }
+  const advertised = settings.advertised_host ?? null;
+  if (advertised !== null && (typeof advertised !== 'string' || !/^[A-Za-z0-9.:-]+$/.test(advertised))) {
+    throw new ConfigError('webrtc.advertised_host must be an IP address or host name');
+  }
+  return {
+    mode,
+    maxPeers: number('max_peers', 10, 1000),
+    negotiationTimeoutMs: number('negotiation_timeout_ms', 15_000, 600_000),
+    stunServer: stun,
+    turnServers: turn as string[],
+    advertisedHost: advertised,
+  };
+}
+
 /** Checks the shape of a desired document (no environment, no GStreamer). */
 export function parseDesired(document: unknown): DesiredConfig {
   const desired = desiredOf(document);
@@ -270,6 +323,7 @@ export function parseDesired(document: unknown): DesiredConfig {
     httpServer: httpServer !== false,
     http: httpSettingsOf(desired.http, httpServer !== false),
     metrics: metricsSettingsOf(desired.metrics),
+    webrtc: webrtcSettingsOf(desired.webrtc),
     restartPolicy: restartPolicyOf(desired.restart_policy),
     unknownKeys: Object.keys(desired).filter((k) => !k.startsWith('$') && !KNOWN_KEYS.has(k)),
   };
@@ -300,7 +354,18 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv): R
   const rtspServer: RtspConfig = { port: config.rtsp.port, address: config.rtsp.address, mounts };
   const mediaRoot = expand(config.http.mediaRoot, env, 'http.media_root').text;
   if (!mediaRoot.startsWith('/')) throw new ConfigError('http.media_root must be an absolute folder path');
-  return { ...config, http: { ...config.http, mediaRoot }, pipelines, extraLaunches, secrets, rtspServer };
+  const main = pipelines.find((p) => p.name === MAIN_PIPELINE);
+  const sharesVideo = main !== undefined && /\bappsink\b[^!]*\bname=video\b/.test(main.launch);
+  const webrtcLaunch = extraLaunches.find((l) => l.name === 'webrtc_pipeline')?.launch ?? null;
+  const mode = config.webrtc.mode ?? (webrtcLaunch ? 'per-viewer' : sharesVideo ? 'shared' : null);
+  if (mode === 'per-viewer' && !webrtcLaunch) throw new ConfigError('webrtc.mode "per-viewer" needs webrtc_pipeline');
+  const webrtcResolved: ResolvedWebRtc = {
+    ...config.webrtc,
+    mode,
+    launch: webrtcLaunch,
+    turnServers: config.webrtc.turnServers.map((t, i) => expandInto(t, `webrtc.turn_servers[${i}]`)),
+  };
+  return { ...config, http: { ...config.http, mediaRoot }, pipelines, extraLaunches, secrets, rtspServer, webrtcResolved };
 }
 
 /** What a swap has to do: pipelines to stop (changed or gone) and to start (changed or new); the rest is left alone. */

@@ -15,12 +15,33 @@ export interface RtspConfig {
   readonly mounts: ReadonlyArray<{ readonly path: string; readonly launch: string }>;
 }
 
+/** One WebRTC viewer's peer as the engine builds it. */
+export interface WebRtcPeerSpec {
+  readonly peer: string;
+  /** shared: fed from the main pipeline's `video` appsink (one encode); per-viewer: its own `webrtc_pipeline`. */
+  readonly mode: 'shared' | 'per-viewer';
+  /** Expanded `webrtc_pipeline` (per-viewer mode). */
+  readonly launch: string | null;
+  readonly stunServer: string | null;
+  /** turn(s)://user:password@host:port */
+  readonly turnServers: readonly string[];
+  /** WHEP: the viewer's offer, to answer (null: the module offers, as the original). */
+  readonly offer: string | null;
+}
+
+/** Signalling messages as the seed's page exchanges them. */
+export type SignalMessage =
+  | { readonly sdp: { readonly type: 'offer' | 'answer'; readonly sdp: string } }
+  | { readonly ice: { readonly candidate: string; readonly sdpMLineIndex: number; readonly sdpMid?: string | null } };
+
 /** Counters the engine sends every second (metrics, status). */
 export interface EngineStats {
   /** Per sample-hub stream (named appsink): buffers and bytes so far, caps as text. */
   readonly streams: Record<string, { buffers: number; bytes: number; caps: string | null }>;
   /** Per RTSP mount path: sessions playing, and RTP bytes sent to them so far. */
   readonly rtsp: Record<string, { viewers: number; bytesSent: number }>;
+  /** WebRTC peers alive in the engine. */
+  readonly webrtcPeers: number;
 }
 
 /** Control plane -> engine. */
@@ -29,6 +50,9 @@ export type EngineCommand =
   | { type: 'start'; pipeline: string; run: number; launch: string }
   | { type: 'stop'; pipeline: string; run: number; graceful: boolean; timeoutMs: number }
   | { type: 'rtsp'; config: RtspConfig }
+  | { type: 'webrtc-open'; spec: WebRtcPeerSpec }
+  | { type: 'webrtc-signal'; peer: string; signal: SignalMessage }
+  | { type: 'webrtc-close'; peer: string }
   | { type: 'shutdown'; timeoutMs: number };
 
 /** Engine -> control plane. */
@@ -43,6 +67,8 @@ export type EngineEvent =
   | { type: 'stopped'; pipeline: string; run: number; eos: boolean }
   | { type: 'rtsp'; port: number | null; mounts: string[]; error: string | null }
   | { type: 'stats'; stats: EngineStats }
+  | { type: 'webrtc-signal'; peer: string; signal: SignalMessage }
+  | { type: 'webrtc-state'; peer: string; state: 'connecting' | 'negotiating' | 'connected' | 'failed' | 'closed'; reason: string | null }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; pipeline?: string };
 
 /** Type guard for messages arriving on the IPC channel (the other side is our own code, but a bug there must not crash this side). */

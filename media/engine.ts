@@ -3,11 +3,12 @@
  * so a plugin that crashes, or an exception node-gtk turns into an exit, takes this process down and not the
  * module. It obeys {@link EngineCommand}s from the IPC channel and answers with {@link EngineEvent}s.
  */
-import { isEngineCommand, type EngineCommand, type EngineEvent } from '../ipc/protocol.js';
+import { isEngineCommand, type EngineCommand, type EngineEvent, type WebRtcPeerSpec } from '../ipc/protocol.js';
 import { GLib, Gst } from './gst.js';
 import { parseLaunch, PipelineRunner } from './PipelineRunner.js';
 import { RtspServer } from './RtspServer.js';
 import { SampleHub } from './SampleHub.js';
+import { WebRtcPeer } from './WebRtcPeer.js';
 
 function send(event: EngineEvent): void {
   if (process.connected) process.send?.(event);
@@ -30,6 +31,36 @@ function findElement(name: string) {
   return null;
 }
 const rtsp = new RtspServer(hub, send, findElement);
+/** WebRTC viewers' peers, by id. */
+const peers = new Map<string, WebRtcPeer>();
+
+function openPeer(spec: WebRtcPeerSpec): void {
+  const { peer: id } = spec;
+  const state = (state: Extract<EngineEvent, { type: 'webrtc-state' }>['state'], reason: string | null) =>
+    send({ type: 'webrtc-state', peer: id, state, reason });
+  if (peers.has(id)) return;
+  try {
+    const peer = new WebRtcPeer({
+      id,
+      mode: spec.mode,
+      launch: spec.launch ?? undefined,
+      hub,
+      stunServer: spec.stunServer ?? undefined,
+      turnServers: spec.turnServers,
+      onSignal: (signal) => send({ type: 'webrtc-signal', peer: id, signal }),
+      onState: (now, reason) => {
+        state(now, reason ?? null);
+        if (now === 'failed') setImmediate(() => peers.get(id)?.close());
+        if (now === 'closed') peers.delete(id);
+      },
+    });
+    peers.set(id, peer);
+    peer.start();
+  } catch (error) {
+    state('failed', errorText(error));
+    state('closed', null);
+  }
+}
 /** Runs asked to stop before they closed, so a second stop of the same run still gets its `stopped`. */
 let shuttingDown = false;
 
@@ -102,7 +133,25 @@ function handle(command: EngineCommand): void {
     case 'rtsp':
       rtsp.configure(command.config);
       return;
+    case 'webrtc-open':
+      openPeer(command.spec);
+      return;
+    case 'webrtc-signal': {
+      const peer = peers.get(command.peer);
+      if (!peer) return;
+      try {
+        peer.handleSignal(command.signal);
+      } catch (error) {
+        send({ type: 'webrtc-state', peer: command.peer, state: 'failed', reason: errorText(error) });
+        peer.close();
+      }
+      return;
+    }
+    case 'webrtc-close':
+      peers.get(command.peer)?.close();
+      return;
     case 'shutdown':
+      for (const peer of peers.values()) peer.close();
       rtsp.close();
       shutdown(command.timeoutMs);
       return;
@@ -123,7 +172,7 @@ process.on('disconnect', () => shutdown(5_000));
 process.on('SIGINT', () => undefined);
 
 Gst.init(null);
-setInterval(() => send({ type: 'stats', stats: { streams: hub.stats(), rtsp: rtsp.stats() } }), 1_000).unref();
+setInterval(() => send({ type: 'stats', stats: { streams: hub.stats(), rtsp: rtsp.stats(), webrtcPeers: peers.size } }), 1_000).unref();
 const collect = (globalThis as { gc?: () => void }).gc;
 if (collect) setInterval(collect, 10_000).unref();
 const loop = GLib.MainLoop.new(null, false);
