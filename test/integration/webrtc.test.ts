@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { WebSocket } from 'ws';
+import { launchChromium } from '../support/browser.js';
+import { CameraSimulator } from '../support/cameraSimulator.js';
+import { ModuleProcess } from '../support/ModuleProcess.js';
+
+const SOURCE = (pattern: string) =>
+  `videotestsrc is-live=true pattern=${pattern} ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1 ! appsink name=video max-buffers=30 drop=true sync=false`;
+const LOOPBACK = {
+  http: { port: 0, address: '127.0.0.1', media_root: '/tmp' },
+  metrics: { port: null },
+  rtsp: { port: 0, address: '127.0.0.1' },
+};
+
+let browser: Browser;
+const modules: ModuleProcess[] = [];
+before(async () => {
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser.close();
+  await Promise.all(modules.map((m) => m.stop()));
+  for (const m of modules) rmSync(m.dir, { recursive: true, force: true });
+});
+
+async function startModule(desired: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<{ module: ModuleProcess; base: string }> {
+  const module = new ModuleProcess({ desired: { ...LOOPBACK, ...desired }, env });
+  modules.push(module);
+  const http = await module.waitForLog((l) => l.event === 'http-listening');
+  return { module, base: `http://127.0.0.1:${http.port as number}` };
+}
+
+async function openPlayer(base: string): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${base}/wwwroot/webrtc.html`);
+  return page;
+}
+
+async function framesDecoded(page: Page): Promise<number> {
+  return (await page.evaluate('window.player.framesDecoded')) as number;
+}
+
+async function waitForFrames(page: Page, more: number, timeout = 20_000): Promise<void> {
+  const from = await framesDecoded(page);
+  await page.waitForFunction(`window.player.framesDecoded >= ${from + more}`, null, { timeout });
+}
+
+describe('WebRTC in shared-encode mode (the main pipeline\'s video appsink)', () => {
+  let module: ModuleProcess;
+  let base: string;
+  before(async () => {
+    ({ module, base } = await startModule({ pipeline: SOURCE('ball') }));
+    await module.waitForPipeline('main', 'playing');
+  });
+
+  it('plays in webrtc.html: frames decode', async () => {
+    const page = await openPlayer(base);
+    await waitForFrames(page, 30);
+    assert.equal(await page.evaluate('window.player.state'), 'connected');
+    await page.close();
+  });
+
+  it('serves three viewers at once, and a closed viewer\'s peer is torn down in the engine', async () => {
+    const pages = await Promise.all([openPlayer(base), openPlayer(base), openPlayer(base)]);
+    await Promise.all(pages.map((p) => waitForFrames(p, 30)));
+    await module.waitForReported((r) => r.webrtc?.peers === 3, 10_000);
+    await pages[0]!.close();
+    await module.waitForReported((r) => r.webrtc?.peers === 2, 10_000);
+    await Promise.all(pages.slice(1).map((p) => p.close()));
+    const reported = await module.waitForReported((r) => r.webrtc?.peers === 0, 10_000);
+    assert.equal(reported.webrtc.mode, 'shared');
+  });
+
+  it('keeps a viewer connected across a hot swap of the main pipeline', async () => {
+    const page = await openPlayer(base);
+    await waitForFrames(page, 30);
+    const connects = await page.evaluate('window.player.connects');
+    const from = module.logs.length;
+    module.writeDesired({ ...LOOPBACK, pipeline: SOURCE('smpte') });
+    await module.waitForPipeline('main', 'playing', 20_000, from);
+    await waitForFrames(page, 60);
+    assert.equal(await page.evaluate('window.player.connects'), connects, 'the same connection all along');
+    assert.equal(await page.evaluate('window.player.state'), 'connected');
+    await page.close();
+  });
+
+  it('closes only the socket of a malformed or oversized signalling message, with a reason', async () => {
+    const watching = await openPlayer(base);
+    await waitForFrames(watching, 10);
+    const ws = `${base.replace('http', 'ws')}/ws`;
+    const bad: Array<string | Buffer> = [
+      'not json',
+      '',
+      '[]',
+      'null',
+      '42',
+      '"sdp"',
+      '{}',
+      '{"sdp":null}',
+      '{"sdp":"v=0"}',
+      '{"sdp":{"type":"answer"}}',
+      '{"sdp":{"type":"answer","sdp":42}}',
+      '{"sdp":{"type":"rollback","sdp":"v=0\\r\\nm=video 9 UDP 96"}}',
+      '{"sdp":{"type":"answer","sdp":"hello"}}',
+      '{"sdp":{"type":"answer","sdp":"v=0\\r\\nno media"}}',
+      '{"sdp":{"type":"answer","sdp":"v=0\\r\\nm=video\\u0000"}}',
+      '{"sdp":{"type":"answer","sdp":"v=0\\r\\nm=video 9","extra":1}}',
+      '{"ice":null}',
+      '{"ice":{}}',
+      '{"ice":{"candidate":42,"sdpMLineIndex":0}}',
+      '{"ice":{"candidate":"candidate:1","sdpMLineIndex":"0"}}',
+      '{"ice":{"candidate":"candidate:1","sdpMLineIndex":-1}}',
+      '{"ice":{"candidate":"candidate:1","sdpMLineIndex":1.5}}',
+      '{"ice":{"candidate":"candidate:1","sdpMLineIndex":100000}}',
+      `{"ice":{"candidate":"${'x'.repeat(5000)}","sdpMLineIndex":0}}`,
+      '{"ice":{"candidate":"candidate:1\\r\\na=evil","sdpMLineIndex":0}}',
+      '{"ice":{"candidate":"candidate:1","sdpMLineIndex":0,"sdpMid":{}}}',
+      '{"ice":{"candidate":"candidate:1","sdpMLineIndex":0},"sdp":{"type":"answer","sdp":"v=0"}}',
+      '{"__proto__":{"polluted":true}}',
+      '{"bye":true}',
+      `{"sdp":{"type":"answer","sdp":"v=0\\r\\nm=video ${'9'.repeat(70_000)}"}}`,
+      Buffer.from([0x00, 0x01, 0x02]),
+      '{"sdp":{"type":"answer","sdp":"v=0\\r\\nm=video 9 UDP/TLS/RTP/SAVPF 96"}',
+    ];
+    assert.ok(bad.length >= 30);
+    for (const message of bad) {
+      const socket = new WebSocket(ws);
+      const closed = new Promise<{ code: number; reason: string }>((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+      socket.on('error', () => undefined);
+      await new Promise((resolve) => socket.on('open', resolve));
+      socket.send(message);
+      const { code, reason } = await closed;
+      assert.ok(code === 1008 || code === 1009, `${String(message).slice(0, 60)} -> ${code} ${reason}`);
+      if (code === 1008) assert.ok(reason.length > 0, 'a reason is given');
+    }
+    await waitForFrames(watching, 10);
+    assert.equal(await watching.evaluate('window.player.state'), 'connected', 'other viewers are untouched');
+    assert.equal(module.child.exitCode, null);
+    await watching.close();
+  });
+
+  it('refuses viewers beyond max_peers with a clear reason', async () => {
+    module.writeDesired({ ...LOOPBACK, pipeline: SOURCE('smpte'), webrtc: { max_peers: 1 } });
+    await module.waitForReported((r) => r.config.status === 'applied' && r.webrtc.peers === 0);
+    const first = await openPlayer(base);
+    await waitForFrames(first, 10);
+    const second = new WebSocket(`${base.replace('http', 'ws')}/ws`);
+    const { code, reason } = await new Promise<{ code: number; reason: string }>((resolve) =>
+      second.on('close', (c, r) => resolve({ code: c, reason: r.toString() })),
+    );
+    assert.equal(code, 1013);
+    assert.match(reason, /too many WebRTC viewers \(max_peers 1\)/);
+    await first.close();
+  });
+});
+
+describe('WebRTC per viewer (the seed\'s webrtc_pipeline)', () => {
+  it('plays the seed\'s webrtc_pipeline from a camera in webrtc.html', async () => {
+    const camera = await CameraSimulator.start({ user: 'viewer', password: 'cam-pass-123' });
+    try {
+      const { module, base } = await startModule(
+        {
+          webrtc_pipeline:
+            'webrtcbin name=webrtcbin rtspsrc protocols=GST_RTSP_LOWER_TRANS_TCP location=rtsp://$USER:$PASSWORD@$IP/axis-media/media.amp ! rtph264depay ! h264parse ! rtph264pay config-interval=-1 name=payloader ! application/x-rtp,media=video,encoding-name=H264,payload=96 ! webrtcbin.',
+        },
+        { USER: camera.user, PASSWORD: camera.password, IP: `127.0.0.1:${camera.port}` },
+      );
+      await module.waitForLog((l) => l.event === 'config-applied');
+      const page = await openPlayer(base);
+      await waitForFrames(page, 30, 30_000);
+      const reported = await module.waitForReported((r) => r.webrtc?.peers === 1);
+      assert.equal(reported.webrtc.mode, 'per-viewer');
+      await page.close();
+      await module.waitForReported((r) => r.webrtc?.peers === 0);
+    } finally {
+      await camera.stop();
+    }
+  });
+});
