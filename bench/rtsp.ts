@@ -9,10 +9,11 @@
  * Env: RELAY_SIZE (1920x1080), FANOUT_SIZE (1280x720), WINDOW_S (8), VIEWERS (10,50,100), SWAPS (5).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { cpuSeconds, median } from './cpu.js';
 import { ModuleProcess } from '../test/support/ModuleProcess.js';
 import { RtspTcpClient } from '../test/support/RtspTcpClient.js';
 
@@ -26,15 +27,6 @@ function source(size: string, pattern = 'ball'): string {
   return `videotestsrc is-live=true pattern=${pattern} ! video/x-raw,width=${w},height=${h},framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=4000 ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1`;
 }
 
-/** utime + stime of the processes, in seconds (Linux /proc). */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks / 100;
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -109,10 +101,6 @@ async function viewers(url: string, n: number): Promise<RtspTcpClient[]> {
   return clients;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 async function relay(): Promise<void> {
   const size = process.env.RELAY_SIZE ?? '1920x1080';

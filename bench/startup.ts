@@ -7,16 +7,13 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { median } from './cpu.js';
 import { ModuleProcess } from '../test/support/ModuleProcess.js';
 
 const RUNS = Number(process.env.RUNS ?? 7);
 const DEFAULT_TWIN = new URL('../../twins/default.json', import.meta.url);
 const PIPELINE = (JSON.parse(readFileSync(DEFAULT_TWIN, 'utf8')) as { properties: { desired: { pipeline: string } } }).properties.desired.pipeline;
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /** gst-launch-1.0 -m: time from spawn to the pipeline's own state-changed -> PLAYING message. */
 function gstLaunchStart(pipeline: string): Promise<number> {

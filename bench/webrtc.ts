@@ -4,9 +4,10 @@
  * and the time from page load to the first decoded frame (median).
  * Env: VIEWERS (20), WINDOW_S (6), SIZE (320x240), LOADS (5).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../test/support/browser.js';
+import { cpuSeconds, median } from './cpu.js';
 import { ModuleProcess } from '../test/support/ModuleProcess.js';
 
 const VIEWERS = Number(process.env.VIEWERS ?? 20);
@@ -20,19 +21,7 @@ const PER_VIEWER = {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks / 100;
-}
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 async function startModule(desired: Record<string, unknown>) {
   const module = new ModuleProcess({

@@ -1,26 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
 import { startWebServer } from '../../actors/webServer.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 /** One HTTP response as bytes on the wire, so a HEAD body or a leaked byte cannot hide behind a client. */
 interface RawResponse {
@@ -336,7 +326,7 @@ describe('pages, scripts and hooks', () => {
   });
 });
 
-describe('the players in a real browser', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed` }, () => {
+describe('the players in a real browser', () => {
   const live = join(base, 'live');
   let app: FastifyInstance;
   let address: string;
@@ -372,7 +362,7 @@ describe('the players in a real browser', { skip: !existsSync(CHROMIUM) && `${CH
     const started = await startWebServer({ host: '127.0.0.1', port: 0, mediaRoot: live });
     app = started.app;
     address = started.address;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
