@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const only = process.argv.slice(2);
 let failed = 0;
-for (const file of readdirSync(here).filter((f) => f.endsWith('.js') && f !== 'run.js').sort()) {
+for (const file of readdirSync(here).filter((f) => f.endsWith('.js') && !['run.js', 'cpu.js'].includes(f)).sort()) {
   if (only.length > 0 && !only.some((name) => file.startsWith(name))) continue;
   console.log(`\n=== ${file}`);
   const result = spawnSync(process.execPath, [here + file], { stdio: 'inherit' });
