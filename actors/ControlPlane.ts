@@ -115,6 +115,7 @@ export class ControlPlane {
     const engineLog = this.#logger.child({ component: 'engine' });
     this.engine = new EngineClient({
       policy: options.enginePolicy,
+      hangTimeoutMs: this.#env.ENGINE_HANG_TIMEOUT_MS ? Number(this.#env.ENGINE_HANG_TIMEOUT_MS) : undefined,
       onOutput: (line) => engineLog.info({ stream: 'gstreamer' }, this.redactor.redact(line)),
     });
     this.engine.events$.subscribe((event) => {

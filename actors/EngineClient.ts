@@ -13,6 +13,8 @@ export interface EngineClientOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** GStreamer's own output (stderr/stdout lines of the engine), for the owner to redact and log. */
   readonly onOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** Silence after which a ready engine counts as hung and is killed (default 10 s). */
+  readonly hangTimeoutMs?: number;
 }
 
 export interface EngineStatus {
@@ -44,6 +46,7 @@ export class EngineClient {
       actors: {
         process: engineProcessLogic({
           env: options.env,
+          hangTimeoutMs: options.hangTimeoutMs,
           onEvent: (event) => this.events$.next(event),
           onOutput: options.onOutput ?? (() => undefined),
           onChannel: (send) => {

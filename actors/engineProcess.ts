@@ -17,7 +17,12 @@ export interface EngineProcessHooks {
   onChannel(send: ((command: EngineCommand) => void) | null): void;
   /** Extra environment for the engine. */
   env?: NodeJS.ProcessEnv;
+  /** A ready engine that sends nothing (it reports every second) for this long is hung: it is killed. */
+  hangTimeoutMs?: number;
 }
+
+/** The engine reports stats every second; this much silence means its main thread is stuck. */
+export const DEFAULT_HANG_TIMEOUT_MS = 10_000;
 
 /**
  * The media engine as an actor: forks it, reports READY and EXIT to the engine machine, relays IPC to the hooks.
@@ -44,9 +49,21 @@ export function engineProcessLogic(hooks: EngineProcessHooks) {
       const source = child[stream];
       if (source) createInterface({ input: source }).on('line', (line) => hooks.onOutput(line, stream));
     }
+    let lastHeard = Date.now();
+    let ready = false;
+    const hangTimeoutMs = hooks.hangTimeoutMs ?? DEFAULT_HANG_TIMEOUT_MS;
+    // A deadlock in GStreamer or node-gtk leaves the process alive but deaf: only silence tells.
+    const watchdog = setInterval(() => {
+      if (ready && !exited && Date.now() - lastHeard > hangTimeoutMs) {
+        hooks.onOutput(`media engine sent nothing for ${hangTimeoutMs} ms: killing it (hung)`, 'stderr');
+        child.kill('SIGKILL');
+      }
+    }, Math.min(1_000, hangTimeoutMs / 2));
     child.on('message', (message: unknown) => {
+      lastHeard = Date.now();
       if (!isEngineEvent(message)) return;
       if (message.type === 'ready') {
+        ready = true;
         hooks.onChannel(send);
         sendBack({ type: 'READY', pid: message.pid } satisfies EngineProcessEvent);
       }
@@ -57,6 +74,7 @@ export function engineProcessLogic(hooks: EngineProcessHooks) {
     });
     child.on('exit', (code, signal) => {
       exited = true;
+      clearInterval(watchdog);
       hooks.onChannel(null);
       sendBack({ type: 'EXIT', code, signal } satisfies EngineProcessEvent);
     });
@@ -64,6 +82,7 @@ export function engineProcessLogic(hooks: EngineProcessHooks) {
       if (command.type === 'SHUTDOWN') send({ type: 'shutdown', timeoutMs: command.timeoutMs });
     });
     return () => {
+      clearInterval(watchdog);
       hooks.onChannel(null);
       if (!exited) child.kill('SIGKILL');
     };

@@ -10,6 +10,9 @@ const STATE_NAMES: Record<number, GstStateName> = {
   [Gst.State.PLAYING]: 'playing',
 };
 
+/** How long queued cross-thread calls get to run before a blocking GStreamer call from this thread. */
+const QUIESCE_MS = 30;
+
 /** Parses a gst-launch description as gst-launch-1.0 does; a missing element or property is an error. */
 export function parseLaunch(launch: string): GstElement {
   return Gst.parseLaunchFull(launch, null, Gst.ParseFlags.FATAL_ERRORS);
@@ -135,10 +138,27 @@ export class PipelineRunner {
       this.#teardown(false);
       return;
     }
-    this.#eosTimer = setTimeout(() => this.#teardown(false), timeoutMs);
-    // An appsink holds EOS back until its queued samples are pulled, and nobody may be pulling.
-    for (const appsink of this.#appsinks()) appsink.waitOnEos = false;
-    this.#pipeline.sendEvent(Gst.Event.newEos());
+    // Sending EOS blocks this thread on the source's streaming thread, which may itself be waiting for this
+    // thread to run a `new-sample` handler: signals go off first, and EOS waits until queued calls have run.
+    this.#quiesce();
+    this.#eosTimer = setTimeout(() => this.#teardown(false), timeoutMs + QUIESCE_MS);
+    setTimeout(() => {
+      if (this.#closed) return;
+      // An appsink holds EOS back until its queued samples are pulled, and nobody pulls any more.
+      for (const appsink of this.#appsinks()) appsink.waitOnEos = false;
+      this.#pipeline.sendEvent(Gst.Event.newEos());
+    }, QUIESCE_MS);
+  }
+
+  /** Runs the before-NULL hooks (signal handlers off) once. */
+  #quiesce(): void {
+    for (const fn of this.#beforeNull.splice(0)) {
+      try {
+        fn();
+      } catch (error) {
+        this.#emit({ type: 'log', level: 'warn', msg: `before-stop hook failed: ${String(error)}`, pipeline: this.name });
+      }
+    }
   }
 
   #onMessage(message: GstMessage): void {
@@ -187,19 +207,15 @@ export class PipelineRunner {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#eosTimer) clearTimeout(this.#eosTimer);
-    for (const fn of this.#beforeNull) {
-      try {
-        fn();
-      } catch (error) {
-        this.#emit({ type: 'log', level: 'warn', msg: `before-stop hook failed: ${String(error)}`, pipeline: this.name });
-      }
-    }
-    // NULL on a later tick: a streaming thread may be waiting for this (JS) thread to return from a signal.
-    setImmediate(() => {
+    this.#quiesce();
+    // NULL once calls already queued for this thread have run: a streaming thread may be waiting for one of them
+    // (a signal emitted just before the handlers went off), and NULL waits for the streaming threads. A timer,
+    // not setImmediate: node-gtk delivers those calls in the poll phase, which setImmediate can run before.
+    setTimeout(() => {
       this.#pipeline.setState(Gst.State.NULL);
       this.#pipeline.getBus()?.removeWatch();
       this.#emit({ type: 'stopped', pipeline: this.name, run: this.run, eos });
       this.#onClosed();
-    });
+    }, QUIESCE_MS);
   }
 }

@@ -17,7 +17,10 @@ type GstPromise = InstanceType<typeof Gst.Promise>;
  */
 export type WebRtcMode = 'per-viewer' | 'shared';
 
-/** Where a peer is: `closed` and `failed` are final (a failed peer has already released its pipeline). */
+/**
+ * Where a peer is. `failed` has already released the pipeline (its reason goes with it); `closed` is last and comes
+ * once, after {@link WebRtcPeer.close} and the pipeline's NULL, also after `failed`.
+ */
 export type WebRtcPeerState = 'connecting' | 'negotiating' | 'connected' | 'failed' | 'closed';
 
 /** Totals over a peer's outgoing RTP streams, from webrtcbin's `get-stats` and the viewer's RTCP reports. */
@@ -56,6 +59,39 @@ export interface WebRtcPeerOptions {
   readonly onStats?: (stats: WebRtcPeerStats) => void;
   /** Default 1000 ms. */
   readonly statsIntervalMs?: number;
+  /**
+   * How long to wait for the first offer before `failed` (default 20 s). webrtcbin asks for negotiation only once
+   * media caps reach it, so a source that produces nothing (a camera that is down) would otherwise leave the
+   * viewer in `connecting` for ever.
+   */
+  readonly offerTimeoutMs?: number;
+}
+
+/** How long a released peer waits before NULL, for webrtcbin callbacks already on their way to the JS thread. */
+const RELEASE_DRAIN_MS = 50;
+
+/** GC passes after the latest release, and their spacing: each pass frees one level of wrappers (the pipeline,
+ * then the elements it held, ...), since a wrapped child outlives its parent until its own wrapper is collected. */
+const COLLECT_PASSES = 4;
+const COLLECT_EVERY_MS = 500;
+let collectPassesLeft = 0;
+let collectTimer: NodeJS.Timeout | null = null;
+
+/**
+ * A closed peer's pipeline keeps its UDP sockets, TCP listeners and threads until V8 collects the JS wrappers,
+ * and V8 does not see native memory, so with a small JS heap that can take hours: about 3 file descriptors and a
+ * thread per closed viewer, measured. When the process runs with `--expose-gc`, collect shortly after releases.
+ */
+function scheduleCollect(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return;
+  collectPassesLeft = COLLECT_PASSES;
+  if (collectTimer) return;
+  const pass = () => {
+    gc();
+    collectTimer = --collectPassesLeft > 0 ? setTimeout(pass, COLLECT_EVERY_MS).unref() : null;
+  };
+  collectTimer = setTimeout(pass, COLLECT_EVERY_MS).unref();
 }
 
 /** A peer that cannot be built or was used out of order (bad launch line, an answer nobody asked for, ...). */
@@ -147,8 +183,12 @@ export class WebRtcPeer {
   /** Hub feeds of the pipeline's appsrcs, ended before NULL. */
   readonly #feeds: Subscription[] = [];
   #statsTimer: NodeJS.Timeout | null = null;
+  /** Fails the peer when no offer has gone out in time. */
+  #offerTimer: NodeJS.Timeout | null = null;
   #state: WebRtcPeerState | null = null;
   #started = false;
+  /** A bus watch is installed (removed after NULL). */
+  #watching = false;
   /** Pipeline and handlers let go of (after `failed` or `close()`). */
   #released = false;
   #closed = false;
@@ -156,6 +196,8 @@ export class WebRtcPeer {
   #awaitingAnswer = false;
   /** webrtcbin asked for negotiation while an offer was out: offer again once the answer is in. */
   #renegotiate = false;
+  /** webrtcbin promises whose change function (JS) has not run yet; interrupted on release. */
+  readonly #promises = new Set<{ promise: GstPromise | null }>();
   /** Candidates that came before the answer (webrtcbin needs the remote description first). */
   readonly #pendingCandidates: Array<{ mline: number; candidate: string }> = [];
   /** The answer has been handed to webrtcbin: later candidates queue behind it in webrtcbin's own task queue. */
@@ -235,6 +277,7 @@ export class WebRtcPeer {
       this.#guard('bus', () => this.#onMessage(message));
       return true;
     });
+    this.#watching = true;
     // appsrc name=videosrc (shared mode, or a per-viewer line that reads the main pipeline) feeds from the hub.
     for (const child of allElements(pipeline)) {
       const stream = streamNameOf(child.name);
@@ -246,6 +289,11 @@ export class WebRtcPeer {
       }
     }
     this.#setState('connecting');
+    const offerTimeoutMs = this.#options.offerTimeoutMs ?? 20_000;
+    this.#offerTimer = setTimeout(
+      () => this.#fail(`no offer after ${offerTimeoutMs / 1000} s: the pipeline produced no media to negotiate (is its source down?)`),
+      offerTimeoutMs,
+    );
     if (pipeline.setState(Gst.State.PLAYING) === Gst.StateChangeReturn.FAILURE) {
       const error = pipeline.getBus()?.timedPopFiltered(0n, Gst.MessageType.ERROR);
       const reason = error ? `${(error.src as { name?: string } | null)?.name ?? 'pipeline'}: ${error.parseError()[0].message}` : 'failed to change state to PLAYING';
@@ -273,12 +321,10 @@ export class WebRtcPeer {
       if (result !== GstSdp.SDPResult.OK) throw new WebRtcPeerError('answer SDP does not parse');
       const answer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.ANSWER, sdp);
       this.#haveAnswer = true;
-      const promise = Gst.Promise.newWithChangeFunc((p: GstPromise) =>
-        this.#guard('set-remote-description', () => {
-          const error = this.#replyError(p);
-          setImmediate(() => this.#answerApplied(error));
-        }),
-      );
+      const promise = this.#promise('set-remote-description', (reply) => {
+        const error = this.#replyError(reply);
+        setImmediate(() => this.#guard('set-remote-description', () => this.#answerApplied(error)));
+      });
       this.#webrtcbin!.emit('set-remote-description', answer, promise);
       for (const { mline, candidate } of this.#pendingCandidates.splice(0)) this.#webrtcbin!.emit('add-ice-candidate', mline, candidate);
       return;
@@ -314,9 +360,28 @@ export class WebRtcPeer {
     }
   }
 
+  /**
+   * A promise for a webrtcbin action whose reply `onReply` reads (on the JS thread, while webrtcbin's thread waits).
+   * It stays in {@link #promises} until then, so that {@link #release} can interrupt it: a reply arriving while
+   * the JS thread is inside `setState(NULL)` would wait for the JS thread, which waits for webrtcbin's thread.
+   */
+  #promise(what: string, onReply: (reply: GstStructure | null) => void): GstPromise {
+    const entry: { promise: GstPromise | null } = { promise: null };
+    const promise = Gst.Promise.newWithChangeFunc((p: GstPromise) =>
+      this.#guard(what, () => {
+        if (!this.#promises.delete(entry)) return;
+        // Interrupted by #release (or replied after it): the reply is no one's business any more.
+        if (this.#released) return;
+        onReply(p.getReply());
+      }),
+    );
+    entry.promise = promise;
+    this.#promises.add(entry);
+    return promise;
+  }
+
   /** A `{ error }` in a promise reply (webrtcbin reports refused descriptions that way), as text. */
-  #replyError(promise: GstPromise): string | null {
-    const reply = promise.getReply();
+  #replyError(reply: GstStructure | null): string | null {
     if (!reply || !reply.hasField('error')) return null;
     const boxed = reply.getValue('error')?.getBoxed() as unknown as { message?: string } | null;
     return boxed?.message ?? 'unknown error';
@@ -330,15 +395,13 @@ export class WebRtcPeer {
     }
     this.#awaitingAnswer = true;
     this.#haveAnswer = false;
-    const promise = Gst.Promise.newWithChangeFunc((p: GstPromise) =>
-      this.#guard('create-offer', () => {
-        // The reply belongs to webrtcbin's thread: take the SDP as text now, act on it on a later tick.
-        const error = this.#replyError(p);
-        const offer = error ? null : (p.getReply()?.getValue('offer')?.getBoxed() as unknown as InstanceType<typeof GstWebRTC.WebRTCSessionDescription> | null);
-        const text = offer?.sdp.asText() ?? null;
-        setImmediate(() => this.#guard('create-offer', () => this.#offerCreated(text, error)));
-      }),
-    );
+    const promise = this.#promise('create-offer', (reply) => {
+      // The reply belongs to webrtcbin's thread: take the SDP as text now, act on it on a later tick.
+      const error = this.#replyError(reply);
+      const offer = error ? null : (reply?.getValue('offer')?.getBoxed() as unknown as InstanceType<typeof GstWebRTC.WebRTCSessionDescription> | null);
+      const text = offer?.sdp.asText() ?? null;
+      setImmediate(() => this.#guard('create-offer', () => this.#offerCreated(text, error)));
+    });
     this.#webrtcbin!.emit('create-offer', Gst.Structure.newEmpty('offer-options'), promise);
   }
 
@@ -357,6 +420,8 @@ export class WebRtcPeer {
     }
     const offer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.OFFER, sdp);
     this.#webrtcbin!.emit('set-local-description', offer, Gst.Promise.new());
+    if (this.#offerTimer) clearTimeout(this.#offerTimer);
+    this.#offerTimer = null;
     this.#setState('negotiating');
     this.#options.onSignal({ sdp: { type: 'offer', sdp: sdpText } });
   }
@@ -415,18 +480,15 @@ export class WebRtcPeer {
     const totals = { packetsSent: 0, bytesSent: 0, packetsLost: 0, nackCount: 0, pliCount: 0, firCount: 0, roundTripTimeMs: null as number | null };
     let remaining = pads.length;
     for (const pad of pads) {
-      const promise = Gst.Promise.newWithChangeFunc((p: GstPromise) =>
-        this.#guard('get-stats', () => {
-          const reply = p.getReply();
-          if (reply) this.#addStats(reply, totals);
-          if (--remaining === 0) {
-            const stats: WebRtcPeerStats = { id: this.id, ...totals };
-            setImmediate(() => {
-              if (!this.#released) this.#options.onStats?.(stats);
-            });
-          }
-        }),
-      );
+      const promise = this.#promise('get-stats', (reply) => {
+        if (reply) this.#addStats(reply, totals);
+        if (--remaining === 0) {
+          const stats: WebRtcPeerStats = { id: this.id, ...totals };
+          setImmediate(() => {
+            if (!this.#released) this.#options.onStats?.(stats);
+          });
+        }
+      });
       this.#webrtcbin.emit('get-stats', pad, promise);
     }
   }
@@ -471,26 +533,36 @@ export class WebRtcPeer {
   #release(done: () => void): void {
     if (this.#released) {
       // Already released by a failure: `closed` still comes, after the NULL in flight.
-      setImmediate(done);
+      setTimeout(done, RELEASE_DRAIN_MS);
       return;
     }
     this.#released = true;
     if (this.#statsTimer) clearInterval(this.#statsTimer);
+    if (this.#offerTimer) clearTimeout(this.#offerTimer);
     this.#statsTimer = null;
+    this.#offerTimer = null;
     for (const feed of this.#feeds.splice(0)) feed.unsubscribe();
     const pipeline = this.#pipeline;
     const webrtcbin = this.#webrtcbin;
+    const watching = this.#watching;
     for (const id of this.#handlers.splice(0)) webrtcbin?.disconnect(id);
+    // Interrupting runs each change function now, on this thread (it sees #released and returns), and makes a
+    // later reply from webrtcbin's thread call nothing.
+    for (const entry of [...this.#promises]) entry.promise?.interrupt();
+    this.#promises.clear();
     this.#pendingCandidates.length = 0;
     this.#pipeline = null;
     this.#webrtcbin = null;
-    setImmediate(() => {
+    // NULL joins webrtcbin's threads. One already inside a JS callback (emitted just before the disconnect above)
+    // waits for this thread: let the loop serve it first. A timer, not setImmediate, so that a poll phase runs.
+    setTimeout(() => {
       try {
         pipeline?.setState(Gst.State.NULL);
-        pipeline?.getBus()?.removeWatch();
+        if (watching) pipeline?.getBus()?.removeWatch();
       } finally {
+        scheduleCollect();
         done();
       }
-    });
+    }, RELEASE_DRAIN_MS);
   }
 }

@@ -191,6 +191,19 @@ describe('media engine supervision and shutdown', () => {
     assert.equal(module.child.exitCode, null, 'control plane still running');
   });
 
+  it('kills a hung engine (it stops reporting) and recovers like after a crash', async () => {
+    const module = startModule({ desired: { pipeline: LIVE }, env: { ENGINE_HANG_TIMEOUT_MS: '3000' } });
+    await module.waitForPipeline('main', 'playing');
+    const ready = await module.waitForLog((l) => l.event === 'engine-ready');
+    // SIGSTOP: the process stays, deaf, as a deadlocked main thread would.
+    process.kill(ready.pid as number, 'SIGSTOP');
+    const hung = await module.waitForLog((l) => /sent nothing for 3000 ms: killing it/.test(l.msg));
+    const died = await module.waitForLog((l) => l.event === 'engine-died', 10_000, indexOf(module, hung));
+    assert.equal(died.reason, 'killed by signal SIGKILL');
+    const back = await module.waitForLog((l) => l.event === 'engine-ready' && l.pid !== ready.pid, 20_000, indexOf(module, died));
+    await module.waitForPipeline('main', 'playing', 20_000, indexOf(module, back));
+  });
+
   it('finalises mp4mux and splitmuxsink recordings on SIGTERM and exits 0', async () => {
     const module = startModule({ desired: {} });
     const mp4 = join(module.dir, 'recording.mp4');
