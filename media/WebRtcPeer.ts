@@ -118,7 +118,13 @@ export function sharedLaunch(withAudio: boolean): string {
   return ['webrtcbin name=webrtcbin bundle-policy=max-bundle', SHARED_VIDEO, withAudio ? SHARED_AUDIO : ''].join(' ').trim();
 }
 
-/** Whether the hub's `audio` stream carries Opus (so shared mode can send it without transcoding). */
+/**
+ * Whether the hub's `audio` stream carries Opus (so shared mode can send it without transcoding); false until the
+ * producer has published its first audio sample.
+ *
+ * @example
+ * hubHasOpusAudio(hub) // true when the main pipeline has `... ! opusenc ! appsink name=audio`
+ */
 export function hubHasOpusAudio(hub: SampleHub): boolean {
   return hub.stats().audio?.caps?.startsWith('audio/x-opus') ?? false;
 }

@@ -50,9 +50,7 @@ function unknownKeys(object: Json, allowed: readonly string[]): string[] {
 }
 
 /** Control characters other than CR, LF and tab: nothing legitimate in SDP or a candidate has them. */
-// eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
-// eslint-disable-next-line no-control-regex
 const LINE_BREAKS_OR_CONTROL = /[\u0000-\u001f\u007f]/;
 
 function refuse(reason: string): ParseSignalResult {
