@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS, WebRtcHarness, type HarnessEvent } from '../support/webrtcHarness.js';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
+import { WebRtcHarness, type HarnessEvent } from '../support/webrtcHarness.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 
 /** What the viewer page reports about one of its peer connections (see VIEWER_PAGE). */
 interface ViewerStats {
@@ -21,14 +20,14 @@ interface ViewerStats {
   closeReason?: string;
 }
 
-describe('WebRtcPeer with a real browser', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed` }, () => {
+describe('WebRtcPeer with a real browser', () => {
   let harness: WebRtcHarness;
   let browser: Browser;
   let page: Page;
 
   before(async () => {
     harness = await WebRtcHarness.start({ audio: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = await browser.newPage();
     await page.goto(harness.url);
   });

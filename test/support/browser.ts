@@ -5,7 +5,8 @@ export const CHROMIUM = '/usr/bin/chromium';
 
 /**
  * Flags for headless chromium on a closed network, as root: no sandbox (root), no background traffic to
- * Google's hosts (refused here, many at a time), autoplay without a gesture for the players.
+ * Google's hosts (refused here, many at a time), autoplay without a gesture for the players, and WebRTC host
+ * candidates in the clear (not mDNS names GStreamer's ICE agent cannot resolve), loopback allowed.
  */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -16,6 +17,8 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
   '--autoplay-policy=no-user-gesture-required',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--allow-loopback-in-peer-connection',
 ];
 
 export function launchChromium(): Promise<Browser> {

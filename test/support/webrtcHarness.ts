@@ -36,22 +36,6 @@ export const PRODUCER_VIDEO =
   'h264parse config-interval=-1 ! appsink name=video';
 export const PRODUCER_AUDIO = 'audiotestsrc is-live=true wave=ticks ! audio/x-raw,rate=48000,channels=2 ! opusenc ! appsink name=audio';
 
-/**
- * Chromium flags for WebRTC tests on one machine with no network: host candidates in the clear (not hidden behind
- * mDNS names that GStreamer's ICE agent cannot resolve), loopback allowed, and no background traffic.
- */
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--allow-loopback-in-peer-connection',
-];
 
 /** What the harness process reports. */
 export type HarnessEvent =
