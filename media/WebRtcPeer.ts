@@ -65,6 +65,11 @@ export interface WebRtcPeerOptions {
    * viewer in `connecting` for ever.
    */
   readonly offerTimeoutMs?: number;
+  /**
+   * WHEP: the viewer's offer. The peer answers it (instead of offering, as the seed protocol does), with every
+   * ICE candidate in the answer (no trickle), sent once through `onSignal` as `{sdp: {type: 'answer'}}`.
+   */
+  readonly offer?: string;
 }
 
 /** How long a released peer waits before NULL, for webrtcbin callbacks already on their way to the JS thread. */
@@ -92,6 +97,33 @@ function scheduleCollect(): void {
     collectTimer = --collectPassesLeft > 0 ? setTimeout(pass, COLLECT_EVERY_MS).unref() : null;
   };
   collectTimer = setTimeout(pass, COLLECT_EVERY_MS).unref();
+}
+
+/**
+ * The payload type the viewer's offer gives H.264 with packetization-mode=1 (constrained baseline preferred): an
+ * answerer must send with the offerer's number, so the launch line's 96 is rewritten to it.
+ */
+export function offeredH264PayloadType(offer: string): number | null {
+  const types = [...offer.matchAll(/a=rtpmap:(\d+) H264\/90000/g)].map((m) => Number(m[1]));
+  const fmtp = (pt: number) => new RegExp(`a=fmtp:${pt} ([^\r\n]*)`).exec(offer)?.[1] ?? '';
+  const mode1 = types.filter((pt) => /packetization-mode=1/.test(fmtp(pt)));
+  return mode1.find((pt) => /profile-level-id=42e01f/i.test(fmtp(pt))) ?? mode1.find((pt) => /profile-level-id=42/i.test(fmtp(pt))) ?? mode1[0] ?? null;
+}
+
+function withOfferedPayloadType(launch: string, offer: string): string {
+  const pt = offeredH264PayloadType(offer);
+  if (pt === null) throw new WebRtcPeerError('the offer has no H.264 with packetization-mode=1 to answer with');
+  return launch.replace(/\bpayload=96\b/g, `payload=${pt}`).replace(/\bpt=96\b/g, `pt=${pt}`).replace(/(rtph264pay)(?![^!]*\bpt=)/, `$1 pt=${pt}`);
+}
+
+/** Puts gathered candidates into each m-section of an SDP (WHEP answers carry them: there is no trickle). */
+export function withCandidates(sdp: string, candidates: ReadonlyArray<{ mline: number; candidate: string }>): string {
+  const [session, ...media] = sdp.replace(/\r?\n$/, '').split(/\r?\nm=/);
+  const sections = media.map((section, index) => {
+    const lines = candidates.filter((c) => c.mline === index).map((c) => `a=${c.candidate}`);
+    return [`m=${section}`, ...lines, ...(lines.length > 0 || index === 0 ? ['a=end-of-candidates'] : [])].join('\r\n');
+  });
+  return `${[session, ...sections].join('\r\n')}\r\n`;
 }
 
 /** A peer that cannot be built or was used out of order (bad launch line, an answer nobody asked for, ...). */
@@ -143,6 +175,7 @@ interface WebRtcBin extends GstElement {
   stunServer: string;
   iceConnectionState: number;
   connectionState: number;
+  iceGatheringState: number;
 }
 
 /** Numbers of a stats structure, whatever their GType (uint, uint64, int, double). */
@@ -202,6 +235,11 @@ export class WebRtcPeer {
   #awaitingAnswer = false;
   /** webrtcbin asked for negotiation while an offer was out: offer again once the answer is in. */
   #renegotiate = false;
+  /** WHEP: candidates gathered for the answer, and whether it has gone out. */
+  readonly #gathered: Array<{ mline: number; candidate: string }> = [];
+  #answerSent = false;
+  #answerText: string | null = null;
+  #gatherTimer: NodeJS.Timeout | null = null;
   /** webrtcbin promises whose change function (JS) has not run yet; interrupted on release. */
   readonly #promises = new Set<{ promise: GstPromise | null }>();
   /** Candidates that came before the answer (webrtcbin needs the remote description first). */
@@ -220,9 +258,10 @@ export class WebRtcPeer {
     this.mode = options.mode;
     this.#options = options;
     let launch: string;
-    if (options.mode === 'shared') launch = sharedLaunch(hubHasOpusAudio(options.hub));
+    if (options.mode === 'shared') launch = sharedLaunch(!options.offer && hubHasOpusAudio(options.hub));
     else if (options.launch && options.launch.trim() !== '') launch = options.launch;
     else throw new WebRtcPeerError('per-viewer mode needs a webrtc_pipeline launch line');
+    if (options.offer) launch = withOfferedPayloadType(launch, options.offer);
     let element: GstElement;
     try {
       element = parseLaunch(launch);
@@ -271,13 +310,16 @@ export class WebRtcPeer {
           // Copied now, sent on a later tick: the webrtcbin thread that emitted this is waiting for us.
           const msg: Signal = { ice: { candidate, sdpMLineIndex: mline } };
           setImmediate(() => {
-            if (!this.#released) this.#options.onSignal(msg);
+            if (this.#released) return;
+            if (this.#options.offer) this.#gathered.push({ mline, candidate });
+            else this.#options.onSignal(msg);
           });
         }),
       ),
       // Read the states on a later tick, not inside notify: the getter takes webrtcbin's lock.
       webrtcbin.connect('notify::ice-connection-state', () => this.#guard('notify', () => setImmediate(() => this.#readConnectionState()))),
       webrtcbin.connect('notify::connection-state', () => this.#guard('notify', () => setImmediate(() => this.#readConnectionState()))),
+      webrtcbin.connect('notify::ice-gathering-state', () => this.#guard('notify', () => setImmediate(() => this.#readGatheringState()))),
     );
     pipeline.getBus()!.addWatch(GLib.PRIORITY_DEFAULT, (_bus: unknown, message: GstMessage) => {
       this.#guard('bus', () => this.#onMessage(message));
@@ -395,6 +437,10 @@ export class WebRtcPeer {
 
   #negotiate(): void {
     if (this.#released) return;
+    if (this.#options.offer) {
+      this.#answer(this.#options.offer);
+      return;
+    }
     if (this.#awaitingAnswer) {
       this.#renegotiate = true;
       return;
@@ -430,6 +476,67 @@ export class WebRtcPeer {
     this.#offerTimer = null;
     this.#setState('negotiating');
     this.#options.onSignal({ sdp: { type: 'offer', sdp: sdpText } });
+  }
+
+  /** WHEP: applies the viewer's offer once, answers it, and sends the answer when ICE gathering is done. */
+  #answer(offerText: string): void {
+    if (this.#awaitingAnswer) return;
+    this.#awaitingAnswer = true;
+    const [result, sdp] = GstSdp.SDPMessage.newFromText(offerText);
+    if (result !== GstSdp.SDPResult.OK) {
+      this.#fail('offer SDP does not parse');
+      return;
+    }
+    const offer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.OFFER, sdp);
+    const applied = this.#promise('set-remote-description', (reply) => {
+      const error = this.#replyError(reply);
+      setImmediate(() =>
+        this.#guard('set-remote-description', () => {
+          if (error) this.#fail(`offer refused: ${error}`);
+          else this.#createAnswer();
+        }),
+      );
+    });
+    this.#webrtcbin!.emit('set-remote-description', offer, applied);
+  }
+
+  #createAnswer(): void {
+    if (this.#released) return;
+    const promise = this.#promise('create-answer', (reply) => {
+      const error = this.#replyError(reply);
+      const answer = error ? null : (reply?.getValue('answer')?.getBoxed() as unknown as InstanceType<typeof GstWebRTC.WebRTCSessionDescription> | null);
+      const text = answer?.sdp.asText() ?? null;
+      setImmediate(() =>
+        this.#guard('create-answer', () => {
+          if (!answer || !text) {
+            this.#fail(`create-answer failed: ${error ?? 'no answer in the reply'}`);
+            return;
+          }
+          this.#webrtcbin!.emit('set-local-description', answer, Gst.Promise.new());
+          if (this.#offerTimer) clearTimeout(this.#offerTimer);
+          this.#offerTimer = null;
+          this.#answerText = text;
+          this.#haveAnswer = true;
+          this.#setState('negotiating');
+          // Gathering on loopback takes milliseconds; a stuck STUN server must not hold the viewer up for long.
+          this.#gatherTimer = setTimeout(() => this.#guard('gathering', () => this.#sendAnswer()), 3_000);
+          this.#readGatheringState();
+        }),
+      );
+    });
+    this.#webrtcbin!.emit('create-answer', Gst.Structure.newEmpty('answer-options'), promise);
+  }
+
+  #readGatheringState(): void {
+    if (this.#released || !this.#options.offer || !this.#webrtcbin) return;
+    if (this.#webrtcbin.iceGatheringState === GstWebRTC.WebRTCICEGatheringState.COMPLETE) this.#sendAnswer();
+  }
+
+  #sendAnswer(): void {
+    if (this.#released || this.#answerSent || !this.#answerText) return;
+    this.#answerSent = true;
+    if (this.#gatherTimer) clearTimeout(this.#gatherTimer);
+    this.#options.onSignal({ sdp: { type: 'answer', sdp: withCandidates(this.#answerText, this.#gathered) } });
   }
 
   #answerApplied(error: string | null): void {

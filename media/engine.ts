@@ -44,6 +44,7 @@ function openPeer(spec: WebRtcPeerSpec): void {
       id,
       mode: spec.mode,
       launch: spec.launch ?? undefined,
+      offer: spec.offer ?? undefined,
       hub,
       stunServer: spec.stunServer ?? undefined,
       turnServers: spec.turnServers,

@@ -180,3 +180,40 @@ describe('WebRTC per viewer (the seed\'s webrtc_pipeline)', () => {
     }
   });
 });
+
+describe('WHEP', () => {
+  it('answers an offer POSTed by an RTCPeerConnection in chromium, plays, and stops on DELETE', async () => {
+    const { module, base } = await startModule({ pipeline: SOURCE('ball') });
+    await module.waitForPipeline('main', 'playing');
+    const page = await browser.newPage();
+    await page.goto(`${base}/wwwroot/index.html`);
+    // The page's own code: a standard WHEP client (non-trickle: it waits for its candidates, then POSTs).
+    const location = (await page.evaluate(`(async () => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') resolve();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+      });
+      const response = await fetch('/whep/player', { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
+      if (response.status !== 201) throw new Error('WHEP POST answered ' + response.status + ': ' + await response.text());
+      await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+      window.whep = pc;
+      return response.headers.get('location');
+    })()`)) as string;
+    assert.match(location, /^\/whep\/player\/[0-9a-f-]{36}$/);
+    const decoded = `(async () => { let n = 0; (await window.whep.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') n = r.framesDecoded || 0; }); return n; })()`;
+    await page.waitForFunction(`${decoded}.then((n) => n > 30)`, null, { timeout: 20_000, polling: 250 });
+    await module.waitForReported((r) => r.webrtc?.peers === 1);
+    const stop = await fetch(`${base}${location}`, { method: 'DELETE' });
+    assert.equal(stop.status, 200);
+    await module.waitForReported((r) => r.webrtc?.peers === 0);
+    assert.equal((await fetch(`${base}${location}`, { method: 'DELETE' })).status, 404);
+    const bad = await fetch(`${base}/whep/player`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'not sdp' });
+    assert.equal(bad.status, 400);
+    const wrongType = await fetch(`${base}/whep/player`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'v=0' });
+    assert.equal(wrongType.status, 415);
+    await page.close();
+  });
+});
