@@ -24,9 +24,23 @@ export class SampleHub {
   /** Streams by name. */
   readonly #streams = new Map<string, Subject<GstSample>>();
   readonly #stats = new Map<string, StreamStats>();
+  /** The appsink publishing each stream now, to ask its encoder for a key frame when a consumer joins. */
+  readonly #producers = new Map<string, GstElement>();
 
   stream(name: string): Observable<GstSample> {
     return this.#subject(name);
+  }
+
+  /**
+   * Sends a force-key-unit event upstream from the stream's appsink: an encoder in the producer makes a key
+   * frame; a pipeline that only relays a camera's H.264 ignores it.
+   */
+  requestKeyFrame(stream: string): void {
+    const sink = this.#producers.get(stream);
+    if (!sink) return;
+    // GstVideo is loaded here, after Gst.init: loading it earlier logs GLib criticals.
+    const GstVideo = gi.require('GstVideo', '1.0');
+    sink.sendEvent(GstVideo.videoEventNewUpstreamForceKeyUnit(Gst.CLOCK_TIME_NONE, true, 0));
   }
 
   stats(): Record<string, StreamStats> {
@@ -74,9 +88,11 @@ export class SampleHub {
       }
       return Gst.FlowReturn.OK;
     });
+    this.#producers.set(name, appsink);
     return () => {
       sink.emitSignals = false;
       sink.disconnect(id);
+      if (this.#producers.get(name) === appsink) this.#producers.delete(name);
     };
   }
 
@@ -89,10 +105,13 @@ export class SampleHub {
     const src = appsrc as unknown as AppSrc;
     // GstBaseSrc setters: `src.isLive = ...` would shadow the isLive() method instead of setting the property.
     src.setLive(true);
-    src.setFormat(Gst.Format.TIME);
     src.setDoTimestamp(true);
+    // The property itself, not setFormat(): appsrc applies its `format` property again when it starts.
+    (appsrc as unknown as { format: number }).format = Gst.Format.TIME;
     let currentCaps: InstanceType<typeof Gst.Caps> | null = null;
     let waitingForKeyFrame = true;
+    // A new consumer waits for a key frame: ask the producer's encoder for one now rather than in a GOP's time.
+    setImmediate(() => this.requestKeyFrame(stream));
     return this.#subject(stream).subscribe((sample) => {
       try {
         const buffer = sample.getBuffer();
