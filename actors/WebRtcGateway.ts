@@ -22,6 +22,8 @@ export const WHEP_PREFIX = '/whep';
 const CLOSE_BAD_MESSAGE = 1008;
 const CLOSE_TRY_LATER = 1013;
 const CLOSE_GOING_AWAY = 1001;
+/** A viewer's socket that misses a ping for this long is closed (and its peer with it). */
+const HEARTBEAT_MS = 15_000;
 
 /** Replaces the address of host candidates (container/NAT addresses) with the one viewers can reach. */
 export function advertise(signal: SignalMessage, host: string | null): SignalMessage {
@@ -164,7 +166,20 @@ export class WebRtcGateway {
       }
       this.#plane.engine.send({ type: 'webrtc-signal', peer: id, signal: checked.msg });
     });
-    ws.on('close', () => this.#peers.get(id)?.actor.send({ type: 'CLOSE', reason: 'socket closed' }));
+    // ICE can sit in "disconnected" for ever; a viewer that stops answering pings is gone.
+    let alive = true;
+    ws.on('pong', () => {
+      alive = true;
+    });
+    const heartbeat = setInterval(() => {
+      if (!alive) ws.terminate();
+      alive = false;
+      ws.ping();
+    }, HEARTBEAT_MS);
+    ws.on('close', () => {
+      clearInterval(heartbeat);
+      this.#peers.get(id)?.actor.send({ type: 'CLOSE', reason: 'socket closed' });
+    });
     // An oversized frame (maxPayload) errors the socket: it closes, nothing else does.
     ws.on('error', (error) => this.#log.warn({ peer: id }, `viewer socket error: ${error.message}`));
     this.#open(id, ws, null);
