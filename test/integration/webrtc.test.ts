@@ -217,3 +217,32 @@ describe('WHEP', () => {
     await page.close();
   });
 });
+
+describe('ICE settings for real deployments', () => {
+  it('offers host candidates at the advertised address (containers, NAT)', async () => {
+    const { module, base } = await startModule({ pipeline: SOURCE('ball'), webrtc: { advertised_host: '203.0.113.7' } });
+    await module.waitForPipeline('main', 'playing');
+    const socket = new WebSocket(`${base.replace('http', 'ws')}/ws`);
+    const candidates: string[] = [];
+    let offer = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no host candidate in 15 s (offer: ${offer.length} bytes)`)), 15_000);
+      socket.on('message', (data) => {
+        const msg = JSON.parse(data.toString()) as { sdp?: { sdp: string }; ice?: { candidate: string } };
+        if (msg.sdp) offer = msg.sdp.sdp;
+        if (msg.ice?.candidate.includes(' typ host')) candidates.push(msg.ice.candidate);
+        if (offer && candidates.length > 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    socket.close();
+    for (const candidate of candidates) {
+      const fields = candidate.split(' ');
+      assert.equal(fields[4], '203.0.113.7', candidate);
+    }
+    assert.match(offer, /profile-level-id=42e01f/);
+    await module.waitForReported((r) => r.webrtc?.peers === 0);
+  });
+});
