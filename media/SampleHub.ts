@@ -20,14 +20,33 @@ export interface StreamStats {
  * producer: when the main pipeline is swapped, the new `video` appsink publishes to the same stream, so
  * consumers (and their viewers) stay. Only buffer references move; bytes never cross into JS.
  */
+/**
+ * One sample as consumers get it, prepared once however many consumers there are (each node-gtk call costs;
+ * at 20 viewers, per-consumer calls were most of the engine's main-thread time).
+ */
+export interface HubSample {
+  readonly sample: GstSample;
+  /** A shallow copy (memory shared) without the producer's timestamps. */
+  readonly buffer: InstanceType<typeof Gst.Buffer>;
+  readonly size: number;
+  readonly caps: InstanceType<typeof Gst.Caps> | null;
+  /** Changes when the caps change, so consumers compare a number, not caps. */
+  readonly capsVersion: number;
+  /** Not a key frame. */
+  readonly delta: boolean;
+}
+
+/** Flags, metadata and memory references, no timestamps: the consumer's appsrc stamps its own. */
+const COPY_SHALLOW = Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY;
+
 export class SampleHub {
   /** Streams by name. */
-  readonly #streams = new Map<string, Subject<GstSample>>();
+  readonly #streams = new Map<string, Subject<HubSample>>();
   readonly #stats = new Map<string, StreamStats>();
   /** The appsink publishing each stream now, to ask its encoder for a key frame when a consumer joins. */
   readonly #producers = new Map<string, GstElement>();
 
-  stream(name: string): Observable<GstSample> {
+  stream(name: string): Observable<HubSample> {
     return this.#subject(name);
   }
 
@@ -47,10 +66,10 @@ export class SampleHub {
     return Object.fromEntries([...this.#stats].map(([k, v]) => [k, { ...v }]));
   }
 
-  #subject(name: string): Subject<GstSample> {
+  #subject(name: string): Subject<HubSample> {
     let subject = this.#streams.get(name);
     if (!subject) {
-      subject = new Subject<GstSample>();
+      subject = new Subject<HubSample>();
       this.#streams.set(name, subject);
       this.#stats.set(name, { buffers: 0, bytes: 0, caps: null });
     }
@@ -67,21 +86,28 @@ export class SampleHub {
     const subject = this.#subject(name);
     const stats = this.#stats.get(name)!;
     let lastCaps: InstanceType<typeof Gst.Caps> | null = null;
+    let capsVersion = 0;
     sink.emitSignals = true;
     const id = sink.connect('new-sample', () => {
       try {
         const sample = sink.pullSample();
-        if (sample) {
-          const buffer = sample.getBuffer();
+        const buffer = sample?.getBuffer();
+        if (sample && buffer) {
+          const size = buffer.getSize();
           stats.buffers++;
-          stats.bytes += buffer ? Number(buffer.getSize()) : 0;
+          stats.bytes += Number(size);
           const caps = sample.getCaps();
           // Each getCaps() is a new JS wrapper: compare the caps, not the objects.
           if (caps && !(lastCaps && caps.isEqual(lastCaps))) {
             lastCaps = caps;
+            capsVersion++;
             stats.caps = caps.toString();
           }
-          subject.next(sample);
+          if (subject.observed) {
+            const copy = buffer.copyRegion(COPY_SHALLOW, 0, size);
+            const delta = (buffer.getFlags() & Gst.BufferFlags.DELTA_UNIT) !== 0;
+            if (copy) subject.next({ sample, buffer: copy, size: Number(size), caps: lastCaps, capsVersion, delta });
+          }
         }
       } catch {
         // An exception here would end the process (node-gtk); a lost sample is the lesser harm.
@@ -108,27 +134,25 @@ export class SampleHub {
     src.setDoTimestamp(true);
     // The property itself, not setFormat(): appsrc applies its `format` property again when it starts.
     (appsrc as unknown as { format: number }).format = Gst.Format.TIME;
-    let currentCaps: InstanceType<typeof Gst.Caps> | null = null;
+    let capsVersion = -1;
     let waitingForKeyFrame = true;
     // A new consumer waits for a key frame: ask the producer's encoder for one now rather than in a GOP's time.
     setImmediate(() => this.requestKeyFrame(stream));
-    return this.#subject(stream).subscribe((sample) => {
+    return this.#subject(stream).subscribe((item) => {
       try {
-        const buffer = sample.getBuffer();
-        if (!buffer) return;
-        const caps = sample.getCaps();
-        if (caps && !(currentCaps && caps.isEqual(currentCaps))) {
-          currentCaps = caps;
-          src.caps = caps;
+        if (item.capsVersion !== capsVersion) {
+          capsVersion = item.capsVersion;
+          if (item.caps) src.caps = item.caps;
           waitingForKeyFrame = true;
         }
-        const delta = (buffer.getFlags() & Gst.BufferFlags.DELTA_UNIT) !== 0;
         if (waitingForKeyFrame) {
-          if (delta) return;
+          if (item.delta) return;
           waitingForKeyFrame = false;
         }
-        const copy = buffer.copyRegion(Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY, 0, buffer.getSize());
-        if (copy) src.pushBuffer(copy);
+        // A shallow copy of its own (memory shared): pushing one buffer object into several appsrcs costs node-gtk
+        // far more (about three times the main-thread time at 20 viewers) than one copyRegion per consumer.
+        const own = item.buffer.copyRegion(COPY_SHALLOW, 0, item.size);
+        if (own) src.pushBuffer(own);
       } catch {
         // As above: never throw back into GStreamer.
       }
