@@ -59,6 +59,11 @@ async function mode(browser: Browser, name: string, desired: Record<string, unkn
     for (const page of [...first, ...more]) await page.close();
     console.log(`${name}: 1 viewer ${one.toFixed(3)} CPU-s/s, ${VIEWERS} viewers ${many.toFixed(3)} CPU-s/s, ratio ${(many / one).toFixed(2)}`);
     return { one, many };
+  } catch (error) {
+    // Say why (an engine that died or was taken as hung), not just that a pid is gone.
+    const why = module.logs.filter((l) => /engine-died|engine-failed|hung|webrtc-closed/.test(`${String(l.event)} ${l.msg}`)).slice(-5);
+    console.error(`${name} failed: ${(error as Error).message}\n${why.map((l) => l.msg).join('\n')}`);
+    throw error;
   } finally {
     await module.stop();
     rmSync(module.dir, { recursive: true, force: true });
