@@ -11,7 +11,6 @@ import { pino, type Logger } from 'pino';
 import { auditTime, concatMap } from 'rxjs';
 import { EngineClient } from './actors/EngineClient.js';
 import { ControlPlane } from './actors/ControlPlane.js';
-import { IotHubConnection, iotHubConfigured } from './actors/IotHubConnection.js';
 import { Metrics } from './actors/metrics.js';
 import { WebHost } from './actors/WebHost.js';
 import { WebRtcGateway } from './actors/WebRtcGateway.js';
@@ -109,6 +108,8 @@ function runFromFile(plane: ControlPlane, logger: Logger, twinPath: string, repo
 async function runFromHub(plane: ControlPlane, logger: Logger): Promise<() => Promise<void>> {
   const stateDir = resolve(process.env.STATE_DIR ?? join(tmpdir(), 'gst-iotedge'));
   logger.info({ event: 'started', mode: 'iothub', stateDir, pid: process.pid }, 'gst-iotedge connecting to IoT Hub for its module twin');
+  // Loaded only here: the Azure SDK is a good part of start-up time, and file mode does not need it.
+  const { IotHubConnection } = await import('./actors/IotHubConnection.js');
   const hub = new IotHubConnection({ plane, logger, stateDir });
   await hub.start();
   return async () => {
@@ -148,6 +149,11 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** True when the environment says to connect to IoT Hub / IoT Edge instead of reading a twin file. */
+function iotHubConfigured(env: NodeJS.ProcessEnv): boolean {
+  return Boolean(env.EdgeHubConnectionString || env.IotHubConnectionString || env.IOTEDGE_WORKLOADURI);
 }
 
 async function main(): Promise<void> {

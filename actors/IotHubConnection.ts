@@ -30,11 +30,6 @@ export interface IotHubOptions {
   readonly eventWindowMs?: number;
 }
 
-/** True when the environment says to connect to IoT Hub / IoT Edge instead of reading a twin file. */
-export function iotHubConfigured(env: NodeJS.ProcessEnv): boolean {
-  return Boolean(env.EdgeHubConnectionString || env.IotHubConnectionString || env.IOTEDGE_WORKLOADURI);
-}
-
 function errorText(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);

@@ -8,11 +8,13 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { median } from './cpu.js';
+import { parseDesired, resolveDesired } from '../config/desired.js';
 import { ModuleProcess } from '../test/support/ModuleProcess.js';
 
 const RUNS = Number(process.env.RUNS ?? 7);
 const DEFAULT_TWIN = new URL('../../twins/default.json', import.meta.url);
-const PIPELINE = (JSON.parse(readFileSync(DEFAULT_TWIN, 'utf8')) as { properties: { desired: { pipeline: string } } }).properties.desired.pipeline;
+// Expanded as the module expands it (the default twin writes HLS to ${MEDIA_ROOT:-/tmp}).
+const PIPELINE = resolveDesired(parseDesired(JSON.parse(readFileSync(DEFAULT_TWIN, 'utf8'))), process.env).pipelines[0]!.launch;
 
 
 /** gst-launch-1.0 -m: time from spawn to the pipeline's own state-changed -> PLAYING message. */
