@@ -3,6 +3,7 @@ import { GLib, Gst, gi, type GstElement, type GstMessage, type GstPipeline } fro
 import { allElements, parseLaunch } from './PipelineRunner.js';
 import { streamNameOf } from './RtspServer.js';
 import type { SampleHub } from './SampleHub.js';
+import type { WebRtcFanout } from './WebRtcFanout.js';
 import { ensureH264Fmtp, type Signal } from './signalling.js';
 
 const GstWebRTC = gi.require('GstWebRTC', '1.0');
@@ -70,6 +71,11 @@ export interface WebRtcPeerOptions {
    * ICE candidate in the answer (no trickle), sent once through `onSignal` as `{sdp: {type: 'answer'}}`.
    */
   readonly offer?: string;
+  /**
+   * Shared mode's one payloader and tee: the peer reads RTP from a branch of it through a proxysrc (video only,
+   * seed protocol) instead of taking every sample into its own appsrc.
+   */
+  readonly fanout?: WebRtcFanout;
 }
 
 /** How long a released peer waits before NULL, for webrtcbin callbacks already on their way to the JS thread. */
@@ -136,6 +142,8 @@ export class WebRtcPeerError extends Error {
 const SHARED_VIDEO =
   'appsrc name=videosrc format=time ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency ! ' +
   'application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000,packetization-mode=(string)1 ! webrtcbin.';
+/** Shared mode on the fan-out: RTP comes payloaded from a branch of the one shared payloader. */
+const FANOUT_LAUNCH = 'webrtcbin name=webrtcbin bundle-policy=max-bundle proxysrc name=rtpsrc ! webrtcbin.';
 const SHARED_AUDIO =
   'appsrc name=audiosrc format=time ! rtpopuspay pt=97 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=97,clock-rate=48000 ! webrtcbin.';
 
@@ -235,6 +243,9 @@ export class WebRtcPeer {
   #awaitingAnswer = false;
   /** webrtcbin asked for negotiation while an offer was out: offer again once the answer is in. */
   #renegotiate = false;
+  /** Reads from the shared fan-out (see {@link WebRtcPeerOptions.fanout}), and the branch it was given. */
+  readonly #useFanout: boolean;
+  #fanoutSink: GstElement | null = null;
   /** WHEP: candidates gathered for the answer, and whether it has gone out. */
   readonly #gathered: Array<{ mline: number; candidate: string }> = [];
   #answerSent = false;
@@ -258,7 +269,9 @@ export class WebRtcPeer {
     this.mode = options.mode;
     this.#options = options;
     let launch: string;
-    if (options.mode === 'shared') launch = sharedLaunch(!options.offer && hubHasOpusAudio(options.hub));
+    this.#useFanout = options.mode === 'shared' && options.fanout !== undefined && !options.offer && !hubHasOpusAudio(options.hub);
+    if (this.#useFanout) launch = FANOUT_LAUNCH;
+    else if (options.mode === 'shared') launch = sharedLaunch(!options.offer && hubHasOpusAudio(options.hub));
     else if (options.launch && options.launch.trim() !== '') launch = options.launch;
     else throw new WebRtcPeerError('per-viewer mode needs a webrtc_pipeline launch line');
     if (options.offer) launch = withOfferedPayloadType(launch, options.offer);
@@ -335,6 +348,10 @@ export class WebRtcPeer {
         (child as unknown as { format: number }).format = Gst.Format.TIME;
         this.#feeds.push(this.#options.hub.attachConsumer(child, stream));
       }
+    }
+    if (this.#useFanout) {
+      this.#fanoutSink = this.#options.fanout!.attach(pipeline);
+      (pipeline.getByName('rtpsrc') as unknown as { proxysink: GstElement }).proxysink = this.#fanoutSink;
     }
     this.#setState('connecting');
     const offerTimeoutMs = this.#options.offerTimeoutMs ?? 20_000;
@@ -668,10 +685,13 @@ export class WebRtcPeer {
     this.#webrtcbin = null;
     // NULL joins webrtcbin's threads. One already inside a JS callback (emitted just before the disconnect above)
     // waits for this thread: let the loop serve it first. A timer, not setImmediate, so that a poll phase runs.
+    const fanoutSink = this.#fanoutSink;
+    this.#fanoutSink = null;
     setTimeout(() => {
       try {
         pipeline?.setState(Gst.State.NULL);
         if (watching) pipeline?.getBus()?.removeWatch();
+        if (fanoutSink) this.#options.fanout?.detach(fanoutSink);
       } finally {
         scheduleCollect();
         done();

@@ -8,6 +8,7 @@ import { GLib, Gst } from './gst.js';
 import { parseLaunch, PipelineRunner } from './PipelineRunner.js';
 import { RtspServer } from './RtspServer.js';
 import { SampleHub } from './SampleHub.js';
+import { WebRtcFanout } from './WebRtcFanout.js';
 import { WebRtcPeer } from './WebRtcPeer.js';
 
 function send(event: EngineEvent): void {
@@ -33,6 +34,8 @@ function findElement(name: string) {
 const rtsp = new RtspServer(hub, send, findElement);
 /** WebRTC viewers' peers, by id. */
 const peers = new Map<string, WebRtcPeer>();
+/** Shared mode's one payloader and tee, while shared viewers watch. */
+let fanout: WebRtcFanout | null = null;
 
 function openPeer(spec: WebRtcPeerSpec): void {
   const { peer: id } = spec;
@@ -40,9 +43,11 @@ function openPeer(spec: WebRtcPeerSpec): void {
     send({ type: 'webrtc-state', peer: id, state, reason });
   if (peers.has(id)) return;
   try {
+    if (spec.mode === 'shared' && !spec.offer) fanout ??= new WebRtcFanout(hub);
     const peer = new WebRtcPeer({
       id,
       mode: spec.mode,
+      fanout: fanout ?? undefined,
       launch: spec.launch ?? undefined,
       offer: spec.offer ?? undefined,
       hub,
@@ -52,7 +57,14 @@ function openPeer(spec: WebRtcPeerSpec): void {
       onState: (now, reason) => {
         state(now, reason ?? null);
         if (now === 'failed') setImmediate(() => peers.get(id)?.close());
-        if (now === 'closed') peers.delete(id);
+        if (now === 'closed') {
+          peers.delete(id);
+          // The last shared viewer gone: stop payloading for nobody.
+          if (fanout && fanout.branches === 0) {
+            fanout.close();
+            fanout = null;
+          }
+        }
       },
     });
     peers.set(id, peer);
@@ -153,6 +165,7 @@ function handle(command: EngineCommand): void {
       return;
     case 'shutdown':
       for (const peer of peers.values()) peer.close();
+      fanout?.close();
       rtsp.close();
       shutdown(command.timeoutMs);
       return;
