@@ -101,7 +101,10 @@ export class WebHost {
     }
     const { port } = app.server.address() as AddressInfo;
     const host = ['0.0.0.0', '::'].includes(settings.address) ? 'localhost' : settings.address;
-    const where = kind === 'http' ? `http://${host}:${port}/ (status page), /metrics, /api/status, /media/` : `http://${host}:${port}/metrics`;
+    const where =
+      kind === 'http'
+        ? `http://${host}:${port}/ (status page); players: /wwwroot/webrtc.html, /wwwroot/hls.html; /metrics, /api/status, /media/`
+        : `http://${host}:${port}/metrics`;
     this.#log.info({ event: `${kind}-listening`, port }, `${kind === 'http' ? 'web server' : 'metrics'}: ${where}`);
     return { settings, app };
   }
