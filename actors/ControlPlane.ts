@@ -10,7 +10,7 @@ import {
   type ResolvedPipeline,
   type RestartPolicy,
 } from '../config/desired.js';
-import { PipelineParseError } from '../config/errors.js';
+import { errorMessage, PipelineParseError } from '../config/errors.js';
 import { Redactor } from '../config/redact.js';
 import { configMachine, type ApplyInput, type ConfigActor, type ValidateInput } from '../machines/config.js';
 import { pipelineMachine, pipelineStateName, type PipelineActor } from '../machines/pipeline.js';
@@ -64,10 +64,6 @@ export interface ControlPlaneOptions {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { assign, emit, fromPromise, setup, type ActorRefFrom } from 'xstate';
 import type { ResolvedConfig } from '../config/desired.js';
+import { errorMessage } from '../config/errors.js';
 
 /** A desired document as it arrived, with where it came from (file, twin, direct method). */
 export interface DesiredInput {
@@ -34,10 +35,6 @@ export interface ConfigContext {
   pending: DesiredInput | null;
   /** Validated, waiting to be applied. */
   candidate: ResolvedConfig | null;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function versionOf(document: unknown): number | null {

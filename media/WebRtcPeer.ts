@@ -1,4 +1,6 @@
 import type { Subscription } from 'rxjs';
+import { errorMessage } from '../config/errors.js';
+import { maskUserinfo } from '../config/redact.js';
 import { GLib, Gst, gi, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import { allElements, parseLaunch } from './PipelineRunner.js';
 import { streamNameOf } from './RtspServer.js';
@@ -169,15 +171,6 @@ export function hubHasOpusAudio(hub: SampleHub): boolean {
   return hub.stats().audio?.caps?.startsWith('audio/x-opus') ?? false;
 }
 
-/** `turn://user:secret@host` -> `turn://***@host`: TURN URIs hold passwords, and error messages leave the engine. */
-function maskUserinfo(uri: string): string {
-  return uri.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1***@');
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** The webrtcbin properties read here (generated types only know GstElement). */
 interface WebRtcBin extends GstElement {
   stunServer: string;
@@ -279,7 +272,7 @@ export class WebRtcPeer {
     try {
       element = parseLaunch(launch);
     } catch (error) {
-      throw new WebRtcPeerError(`webrtc pipeline does not parse: ${errorText(error)}`);
+      throw new WebRtcPeerError(`webrtc pipeline does not parse: ${errorMessage(error)}`);
     }
     let pipeline: GstPipeline;
     if (element instanceof Gst.Pipeline) pipeline = element;
@@ -418,7 +411,7 @@ export class WebRtcPeer {
     } catch (error) {
       // Failing the peer is the most a broken handler may cost; never the engine.
       try {
-        this.#fail(`${what}: ${errorText(error)}`);
+        this.#fail(`${what}: ${errorMessage(error)}`);
       } catch {
         // Nothing left to report to.
       }

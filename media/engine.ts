@@ -4,6 +4,7 @@
  * module. It obeys {@link EngineCommand}s from the IPC channel and answers with {@link EngineEvent}s.
  */
 import { isEngineCommand, type EngineCommand, type EngineEvent, type WebRtcPeerSpec } from '../ipc/protocol.js';
+import { errorMessage } from '../config/errors.js';
 import { GLib, Gst } from './gst.js';
 import { parseLaunch, PipelineRunner } from './PipelineRunner.js';
 import { RtspServer } from './RtspServer.js';
@@ -13,10 +14,6 @@ import { WebRtcPeer } from './WebRtcPeer.js';
 
 function send(event: EngineEvent): void {
   if (process.connected) process.send?.(event);
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** The running pipelines, by name. */
@@ -70,7 +67,7 @@ function openPeer(spec: WebRtcPeerSpec): void {
     peers.set(id, peer);
     peer.start();
   } catch (error) {
-    state('failed', errorText(error));
+    state('failed', errorMessage(error));
     state('closed', null);
   }
 }
@@ -92,7 +89,7 @@ function start(pipeline: string, run: number, launch: string): void {
       hub,
     );
   } catch (error) {
-    send({ type: 'error', pipeline, run, message: errorText(error), source: 'parser', debug: null });
+    send({ type: 'error', pipeline, run, message: errorMessage(error), source: 'parser', debug: null });
     send({ type: 'stopped', pipeline, run, eos: false });
     return;
   }
@@ -134,7 +131,7 @@ function handle(command: EngineCommand): void {
         parseLaunch(command.launch);
         send({ type: 'reply', id: command.id, ok: true });
       } catch (error) {
-        send({ type: 'reply', id: command.id, ok: false, error: errorText(error) });
+        send({ type: 'reply', id: command.id, ok: false, error: errorMessage(error) });
       }
       return;
     case 'start':
@@ -155,7 +152,7 @@ function handle(command: EngineCommand): void {
       try {
         peer.handleSignal(command.signal);
       } catch (error) {
-        send({ type: 'webrtc-state', peer: command.peer, state: 'failed', reason: errorText(error) });
+        send({ type: 'webrtc-state', peer: command.peer, state: 'failed', reason: errorMessage(error) });
         peer.close();
       }
       return;
@@ -177,7 +174,7 @@ process.on('message', (message: unknown) => {
   try {
     handle(message);
   } catch (error) {
-    send({ type: 'log', level: 'error', msg: `command ${message.type} failed: ${errorText(error)}` });
+    send({ type: 'log', level: 'error', msg: `command ${message.type} failed: ${errorMessage(error)}` });
   }
 });
 // The control plane is gone (killed, crashed): finish recordings and leave, nobody is left to supervise us.
