@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { BehaviorSubject, Subject } from 'rxjs';
 import { createActor, fromPromise, waitFor } from 'xstate';
 import {
+  displayHost,
   displayTemplate,
   parseDesired,
   planSwap,
@@ -246,15 +247,16 @@ export class ControlPlane {
     actor.on('changed', () => {
       const snapshot = actor.getSnapshot();
       const state = pipelineStateName(snapshot);
-      const { restarts, lastError } = snapshot.context;
+      const { restarts } = snapshot.context;
       if (this.#lastLogged.get(pipeline.name) !== state) {
         this.#lastLogged.set(pipeline.name, state);
+        const lastError = snapshot.context.lastError ? this.redactor.redact(snapshot.context.lastError.message) : null;
         log.info(
           {
             event: 'pipeline-state',
             state,
             restarts,
-            lastError: lastError ? this.redactor.redact(lastError.message) : null,
+            lastError,
             template: displayTemplate(pipeline.template),
           },
           `pipeline ${pipeline.name} ${state}`,
@@ -264,7 +266,7 @@ export class ControlPlane {
           pipeline: pipeline.name,
           state,
           restarts,
-          lastError: lastError ? this.redactor.redact(lastError.message) : null,
+          lastError,
           at: iso(Date.now()),
         });
       }
@@ -292,7 +294,7 @@ export class ControlPlane {
     const log = this.#logger.child({ component: 'rtsp' });
     if (event.error) log.error({ event: 'rtsp-failed' }, `RTSP server: ${event.error}`);
     else if (event.port !== null) {
-      const host = !this.#rtspConfig || ['0.0.0.0', '::'].includes(this.#rtspConfig.address) ? 'localhost' : this.#rtspConfig.address;
+      const host = displayHost(this.#rtspConfig?.address ?? '0.0.0.0');
       const urls = event.mounts.map((m) => `rtsp://${host}:${event.port}${m}`).join(', ');
       log.info({ event: 'rtsp-listening', port: event.port, mounts: event.mounts }, `RTSP: ${urls} (e.g. ffplay -rtsp_transport tcp ${urls.split(', ')[0]})`);
     }
@@ -336,8 +338,8 @@ export class ControlPlane {
       config: this.#configStatus,
       pipelines,
       engine: { ...engine, lastError: engine.lastError ? this.redactor.redact(engine.lastError) : null },
-      rtsp: structuredClone(this.#rtspStatus ?? { port: null, error: null, mounts: {} }),
-      webrtc: { mode: this.applied$?.value?.webrtcResolved.mode ?? null, peers: this.#webrtcPeers ?? 0 },
+      rtsp: structuredClone(this.#rtspStatus),
+      webrtc: { mode: this.applied$.value?.webrtcResolved.mode ?? null, peers: this.#webrtcPeers },
     };
   }
 

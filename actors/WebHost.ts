@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Subscription } from 'rxjs';
-import type { HttpSettings, MetricsSettings, ResolvedConfig } from '../config/desired.js';
+import { displayHost, type HttpSettings, type MetricsSettings, type ResolvedConfig } from '../config/desired.js';
 import type { ControlPlane } from './ControlPlane.js';
 import type { Metrics } from './metrics.js';
 import { metricsRoutes, statusRoutes } from './statusRoutes.js';
@@ -100,7 +100,7 @@ export class WebHost {
       return null;
     }
     const { port } = app.server.address() as AddressInfo;
-    const host = ['0.0.0.0', '::'].includes(settings.address) ? 'localhost' : settings.address;
+    const host = displayHost(settings.address);
     const where =
       kind === 'http'
         ? `http://${host}:${port}/ (status page); players: /wwwroot/webrtc.html, /wwwroot/hls.html; /metrics, /api/status, /media/`

@@ -228,6 +228,11 @@ function portOf(value: unknown, fallback: number, where: string): number {
   return port;
 }
 
+/** How to show a listening address in a URL to copy: a wildcard address is reached as localhost. */
+export function displayHost(address: string): string {
+  return address === '0.0.0.0' || address === '::' ? 'localhost' : address;
+}
+
 function addressOf(value: unknown, where: string): string {
   const address = value ?? '0.0.0.0';
   if (typeof address !== 'string' || address === '') throw new ConfigError(`${where} must be an IP address`);

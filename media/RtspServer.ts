@@ -1,6 +1,6 @@
 import type { Subscription } from 'rxjs';
 import type { EngineEvent, RtspConfig } from '../ipc/protocol.js';
-import { gi, type GstElement } from './gst.js';
+import { gi, GLib, type GstElement } from './gst.js';
 import { allElements } from './PipelineRunner.js';
 import type { SampleHub } from './SampleHub.js';
 
@@ -102,6 +102,8 @@ export class RtspServer {
       mountPoints.addFactory(path, mount.factory);
       this.#mounts.set(path, mount);
     }
+    // The cached viewer count is per mount: count again for the new set.
+    this.#lastCount = { sessions: -1, at: 0, viewers: {} };
     this.#emit({ type: 'rtsp', port: this.#port, mounts: [...this.#mounts.keys()], error: null });
   }
 
@@ -157,28 +159,6 @@ export class RtspServer {
     return viewers;
   }
 
-  /**
-   * Visits every session media of every client with the mount path it plays; a client for which `visit`
-   * returns true is disconnected.
-   */
-  #forEachSessionMedia(visit: (path: string, playing: boolean) => boolean): void {
-    if (!this.#server) return;
-    const { KEEP, REMOVE } = GstRtspServer.RTSPFilterResult;
-    const paths = [...this.#mounts.keys()];
-    this.#server.clientFilter((_server, client) => {
-      let drop = false;
-      client.sessionFilter((_client, session) => {
-        session.filter((_session, media) => {
-          const path = paths.find((p) => media.matches(p)[0]);
-          if (path && visit(path, media.getRtspState() === RTSP_STATE_PLAYING)) drop = true;
-          return KEEP;
-        });
-        return KEEP;
-      });
-      return drop ? REMOVE : KEEP;
-    });
-  }
-
   /** A producer pipeline started: point live proxysrcs at its proxysinks. */
   producerStarted(): void {
     for (const source of this.#proxySources) this.#linkProxy(source);
@@ -190,7 +170,7 @@ export class RtspServer {
     this.#server.clientFilter(() => GstRtspServer.RTSPFilterResult.REMOVE);
     for (const mount of this.#mounts.values()) for (const feed of mount.feeds) feed.unsubscribe();
     this.#mounts.clear();
-    if (this.#sourceId) gi.require('GLib', '2.0').sourceRemove(this.#sourceId);
+    if (this.#sourceId) GLib.sourceRemove(this.#sourceId);
     this.#server = null;
     this.#sourceId = 0;
   }
@@ -209,9 +189,20 @@ export class RtspServer {
     return null;
   }
 
-  /** Closes the sessions of everyone watching `path`. */
+  /** Closes the connections of every client with a session on `path`. */
   #disconnectViewers(path: string): void {
-    this.#forEachSessionMedia((p) => p === path);
+    const { KEEP, REMOVE } = GstRtspServer.RTSPFilterResult;
+    this.#server?.clientFilter((_server, client) => {
+      let watching = false;
+      client.sessionFilter((_client, session) => {
+        session.filter((_session, media) => {
+          if (media.matches(path)[0]) watching = true;
+          return KEEP;
+        });
+        return KEEP;
+      });
+      return watching ? REMOVE : KEEP;
+    });
   }
 
   #mount(path: string, launch: string): Mount {

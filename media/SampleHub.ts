@@ -15,18 +15,12 @@ export interface StreamStats {
 }
 
 /**
- * Named streams of `Gst.Sample`s between pipelines in the engine: a main pipeline's `appsink name=video` publishes
- * to stream `video`, and any number of consumers (RTSP media, WebRTC peers) subscribe. A stream outlives its
- * producer: when the main pipeline is swapped, the new `video` appsink publishes to the same stream, so
- * consumers (and their viewers) stay. Only buffer references move; bytes never cross into JS.
- */
-/**
  * One sample as consumers get it, prepared once however many consumers there are (each node-gtk call costs;
  * at 20 viewers, per-consumer calls were most of the engine's main-thread time).
  */
 export interface HubSample {
   readonly sample: GstSample;
-  /** A shallow copy (memory shared) without the producer's timestamps. */
+  /** The producer's buffer: each consumer pushes a shallow copy of its own, without these timestamps. */
   readonly buffer: InstanceType<typeof Gst.Buffer>;
   readonly size: number;
   readonly caps: InstanceType<typeof Gst.Caps> | null;
@@ -39,6 +33,12 @@ export interface HubSample {
 /** Flags, metadata and memory references, no timestamps: the consumer's appsrc stamps its own. */
 const COPY_SHALLOW = Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY;
 
+/**
+ * Named streams of `Gst.Sample`s between pipelines in the engine: a main pipeline's `appsink name=video` publishes
+ * to stream `video`, and any number of consumers (RTSP media, WebRTC peers) subscribe. A stream outlives its
+ * producer: when the main pipeline is swapped, the new `video` appsink publishes to the same stream, so
+ * consumers (and their viewers) stay. Only buffer references move; bytes never cross into JS.
+ */
 export class SampleHub {
   /** Streams by name. */
   readonly #streams = new Map<string, Subject<HubSample>>();
@@ -104,9 +104,8 @@ export class SampleHub {
             stats.caps = caps.toString();
           }
           if (subject.observed) {
-            const copy = buffer.copyRegion(COPY_SHALLOW, 0, size);
             const delta = (buffer.getFlags() & Gst.BufferFlags.DELTA_UNIT) !== 0;
-            if (copy) subject.next({ sample, buffer: copy, size: Number(size), caps: lastCaps, capsVersion, delta });
+            subject.next({ sample, buffer, size: Number(size), caps: lastCaps, capsVersion, delta });
           }
         }
       } catch {

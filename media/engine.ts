@@ -71,7 +71,7 @@ function openPeer(spec: WebRtcPeerSpec): void {
     state('closed', null);
   }
 }
-/** Runs asked to stop before they closed, so a second stop of the same run still gets its `stopped`. */
+/** Set once a shutdown is under way: no pipeline starts after it. */
 let shuttingDown = false;
 
 function start(pipeline: string, run: number, launch: string): void {
