@@ -15,7 +15,7 @@ export class WebRtcFanout {
   readonly #hub: SampleHub;
   readonly #feed: Subscription;
   /** Branch elements per proxysink. */
-  readonly #branches = new Map<GstElement, { queue: GstElement; teePad: InstanceType<typeof Gst.Pad> }>();
+  readonly #branches = new Map<GstElement, { queue: GstElement; teePad: InstanceType<typeof Gst.Pad>; unlinked: boolean }>();
 
   constructor(hub: SampleHub) {
     this.#hub = hub;
@@ -57,7 +57,7 @@ export class WebRtcFanout {
     teePad.link(queue.getStaticPad('sink')!);
     sink.syncStateWithParent();
     queue.syncStateWithParent();
-    this.#branches.set(sink, { queue, teePad });
+    this.#branches.set(sink, { queue, teePad, unlinked: false });
     const clock = this.#pipeline.getClock();
     if (clock) viewer.useClock(clock);
     viewer.setBaseTime(this.#pipeline.getBaseTime());
@@ -67,13 +67,27 @@ export class WebRtcFanout {
     return sink;
   }
 
-  /** Removes a viewer's branch (after the viewer's pipeline is in NULL). */
+  /**
+   * Takes a viewer's branch off the tee, before the viewer's pipeline goes to NULL. Order matters: a viewer pipeline
+   * going to NULL makes its proxysrc refuse data, the branch's queue then returns FLUSHING to whoever pushes into
+   * it, and a tee that gets FLUSHING from a pad still linked returns it upstream, which stops the shared appsrc's
+   * task: every other viewer froze (32 quick connect/close cycles did it every time). A pad released while the
+   * tee pushes into it is one the tee ignores the result of.
+   */
+  unlink(sink: GstElement): void {
+    const branch = this.#branches.get(sink);
+    if (!branch || branch.unlinked) return;
+    branch.unlinked = true;
+    branch.teePad.unlink(branch.queue.getStaticPad('sink')!);
+    this.#tee.releaseRequestPad(branch.teePad);
+  }
+
+  /** Removes a viewer's branch (unlinked first if it was not), once the viewer's pipeline is in NULL. */
   detach(sink: GstElement): void {
+    this.unlink(sink);
     const branch = this.#branches.get(sink);
     if (!branch) return;
     this.#branches.delete(sink);
-    branch.teePad.unlink(branch.queue.getStaticPad('sink')!);
-    this.#tee.releaseRequestPad(branch.teePad);
     branch.queue.setState(Gst.State.NULL);
     sink.setState(Gst.State.NULL);
     this.#pipeline.remove(branch.queue);

@@ -680,6 +680,8 @@ export class WebRtcPeer {
     // waits for this thread: let the loop serve it first. A timer, not setImmediate, so that a poll phase runs.
     const fanoutSink = this.#fanoutSink;
     this.#fanoutSink = null;
+    // Off the shared tee before this pipeline refuses data (see WebRtcFanout.unlink).
+    if (fanoutSink) this.#options.fanout?.unlink(fanoutSink);
     setTimeout(() => {
       try {
         pipeline?.setState(Gst.State.NULL);
