@@ -14,7 +14,7 @@ import { ControlPlane } from './actors/ControlPlane.js';
 import { Metrics } from './actors/metrics.js';
 import { WebHost } from './actors/WebHost.js';
 import { WebRtcGateway } from './actors/WebRtcGateway.js';
-import { reportedPathFor, watchTwinFile, writeReportedFile } from './actors/twinFile.js';
+import { ReportedFile, reportedPathFor, watchTwinFile } from './actors/twinFile.js';
 import { parseDesired, resolveDesired } from './config/desired.js';
 import { Redactor } from './config/redact.js';
 
@@ -82,11 +82,12 @@ function runFromFile(plane: ControlPlane, logger: Logger, twinPath: string, repo
     { event: 'started', mode: 'file', twin: twinPath, reported: reportedPath, pid: process.pid },
     `gst-iotedge running the twin in ${twinPath} (edit it to reconfigure live); reported properties in ${reportedPath}`,
   );
+  const reported = new ReportedFile(reportedPath);
   const reporting = plane.status$
     .pipe(
       auditTime(100),
       concatMap((status) =>
-        writeReportedFile(reportedPath, status).catch((error: unknown) => {
+        reported.write(status).catch((error: unknown) => {
           logger.warn(`cannot write reported properties to ${reportedPath}: ${String(error)}`);
         }),
       ),
@@ -100,7 +101,7 @@ function runFromFile(plane: ControlPlane, logger: Logger, twinPath: string, repo
     stopWatching();
     await plane.close();
     reporting.unsubscribe();
-    await writeReportedFile(reportedPath, plane.status$.value).catch(() => undefined);
+    await reported.write(plane.status$.value).catch(() => undefined);
   };
 }
 

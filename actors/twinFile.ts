@@ -62,11 +62,29 @@ export function reportedPathFor(twinPath: string): string {
 }
 
 /**
- * Writes reported properties as IoT Hub would hold them: `{"properties":{"reported":{...}}}`, atomically
- * (temp file + rename), so a reader never sees half a document.
+ * Writes reported properties as IoT Hub would hold them: `{"properties":{"reported":{..., "$version": n}}}`,
+ * atomically (temp file + rename), so a reader never sees half a document. `$version` counts the writes, as the
+ * hub's reported `$version` counts patches, so a reader can tell a document written after a change from an older one.
  */
-export async function writeReportedFile(path: string, reported: unknown): Promise<void> {
-  const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, `${JSON.stringify({ properties: { reported } }, null, 2)}\n`);
-  await rename(temp, path);
+export class ReportedFile {
+  readonly path: string;
+  /** Documents written so far (the `$version` of the last one). */
+  #version = 0;
+  /** Writes run one after the other, so versions reach the file in order. */
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  write(reported: object): Promise<void> {
+    const version = ++this.#version;
+    const next = this.#queue.then(async () => {
+      const temp = `${this.path}.${process.pid}.tmp`;
+      await writeFile(temp, `${JSON.stringify({ properties: { reported: { ...reported, $version: version } } }, null, 2)}\n`);
+      await rename(temp, this.path);
+    });
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
 }
