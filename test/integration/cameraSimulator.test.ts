@@ -205,14 +205,21 @@ describe('camera simulator', { timeout: 120_000 }, () => {
     const decodedFrames = (output: string): number =>
       output.split('\n').filter((line) => line.includes(`(decoded:sink) (${frameBytes} bytes`)).length;
     // protocols=udp forbids rtspsrc's TCP fallback. The audio branch is linked too, so no pad is left
-    // unlinked; we stop the client after 30 frames because one branch's EOS does not end the pipeline.
+    // unlinked. The client ends by itself, not by a signal: each fakesink goes EOS after its num-buffers, and
+    // once both have, the pipeline posts EOS and gst-launch exits 0. (Stopped by SIGINT, rtspsrc could report
+    // "Could not write to resource." while being torn down, which says nothing about playback.) An error while
+    // playing ends the run before that EOS: it is in the output checked below, and the exit code is not 0.
     const run = await runClient('gst-launch-1.0', [
       '-m', '-v', 'rtspsrc', 'name=src', `location=${camera.url()}`, 'protocols=udp',
-      'src.', '!', 'rtph264depay', '!', 'h264parse', '!', 'avdec_h264', '!', 'fakesink', 'name=decoded', 'silent=false',
-      'src.', '!', 'rtpmp4gdepay', '!', 'fakesink',
-    ], { until: (output) => decodedFrames(output) >= 30 });
-    assert.ok(run.matched, `fewer than 30 decoded frames:\n${run.output.slice(-4000)}`);
-    assert.doesNotMatch(run.output, /ERROR/);
+      'src.', '!', 'rtph264depay', '!', 'h264parse', '!', 'avdec_h264', '!', 'fakesink', 'name=decoded', 'silent=false', 'num-buffers=60',
+      'src.', '!', 'rtpmp4gdepay', '!', 'fakesink', 'name=audio', 'num-buffers=30',
+    ]);
+    const eos = run.output.indexOf('Got EOS from element "pipeline0"');
+    assert.ok(eos !== -1, `the pipeline never reached EOS:\n${run.output.slice(-4000)}`);
+    const playing = run.output.slice(0, eos);
+    assert.ok(decodedFrames(playing) >= 30, `${decodedFrames(playing)} decoded frames before EOS:\n${playing.slice(-4000)}`);
+    assert.doesNotMatch(playing, /ERROR/);
+    assert.equal(run.code, 0, run.output.slice(-4000));
   });
 
   it("runs the seed twin's pipeline verbatim: PLAYING, with buffers on both the video and the audio branch", { timeout: 30_000 }, async () => {

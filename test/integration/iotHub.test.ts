@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IotHubEmulator, type RecordedEvent } from '../support/iotHubEmulator.js';
-import { ModuleProcess } from '../support/ModuleProcess.js';
+import { ModuleProcess, type ReportedDocument } from '../support/ModuleProcess.js';
 import { WorkloadApiEmulator } from '../support/workloadApi.js';
 
 const DEVICE = 'edge-device-1';
@@ -39,12 +39,18 @@ after(async () => {
 describe('the module twin drives the module (connection string + CA)', () => {
   let module: ModuleProcess;
   let stateDir: string;
-  const reported = (predicate: (r: Record<string, any>) => boolean, timeoutMs = 20_000) =>
-    hub.waitForReported(DEVICE, MODULE, predicate as never, timeoutMs) as Promise<Record<string, any>>;
+  /** The desired `$version` the module starts with, and the reported `$version` before it reported anything. */
+  let initialVersion: number;
+  let initialReported: number;
+  /** The hub's reported `$version` now: take it before a change, so that only documents sent after it count. */
+  const reportedVersion = () => hub.reportedVersion(DEVICE, MODULE);
+  const reported = (predicate: (r: ReportedDocument) => boolean, after: number, timeoutMs = 20_000) =>
+    hub.waitForReported<ReportedDocument>(DEVICE, MODULE, predicate, { after, timeoutMs });
 
   before(() => {
     hub.addModule(DEVICE, MODULE);
-    hub.setDesired(DEVICE, MODULE, { pipeline: LIVE });
+    initialVersion = hub.setDesired(DEVICE, MODULE, { pipeline: LIVE });
+    initialReported = reportedVersion();
     stateDir = tempDir();
     module = startModule({
       EdgeHubConnectionString: hub.connectionString(DEVICE, MODULE),
@@ -56,7 +62,8 @@ describe('the module twin drives the module (connection string + CA)', () => {
   it('applies the initial twin and reports the pipeline PLAYING', async () => {
     await module.waitForLog((l) => l.event === 'iothub-connected');
     await module.waitForPipeline('main', 'playing');
-    const r = await reported((r) => r.pipelines?.main?.state === 'playing' && r.config?.status === 'applied');
+    const r = await reported((r) => r.config.appliedVersion === initialVersion && r.pipelines.main?.state === 'playing', initialReported);
+    assert.equal(r.config.status, 'applied');
     assert.equal(r.pipelines.main.pipeline, LIVE);
     assert.equal(r.pipelines.main.restarts, 0);
     assert.equal(r.engine.state, 'running');
@@ -64,51 +71,68 @@ describe('the module twin drives the module (connection string + CA)', () => {
 
   it('swaps the pipeline on a desired patch and reports the applied $version', async () => {
     const from = module.logs.length;
+    const after = reportedVersion();
     const version = hub.patchDesired(DEVICE, MODULE, { pipeline: live('ball') });
     const playing = await module.waitForPipeline('main', 'playing', 20_000, from);
     assert.equal(playing.template, live('ball'));
-    await reported((r) => r.config.appliedVersion === version && r.pipelines.main.pipeline === live('ball'));
+    // The new version and the new pipeline PLAYING in one document: not the applied one still "starting".
+    const r = await reported((r) => r.config.appliedVersion === version && r.pipelines.main?.state === 'playing', after);
+    assert.equal(r.pipelines.main.pipeline, live('ball'));
   });
 
   it('applies the merged desired document: a null in a patch deletes the key', async () => {
     const from = module.logs.length;
-    hub.patchDesired(DEVICE, MODULE, { pipelines: { cam2: 'videotestsrc is-live=true ! fakesink' } });
+    const beforeAdd = reportedVersion();
+    const added = hub.patchDesired(DEVICE, MODULE, { pipelines: { cam2: 'videotestsrc is-live=true ! fakesink' } });
     await module.waitForPipeline('cam2', 'playing', 20_000, from);
+    const withCam2 = await reported((r) => r.config.appliedVersion === added && r.pipelines.cam2?.state === 'playing', beforeAdd);
+    assert.equal(withCam2.pipelines.main?.state, 'playing');
     const mainTouched = () => module.logs.slice(from).some((l) => l.pipeline === 'main' && l.event === 'pipeline-state');
     assert.equal(mainTouched(), false, 'a patch that adds cam2 leaves main alone');
-    hub.patchDesired(DEVICE, MODULE, { pipelines: null });
-    await module.waitForPipeline('cam2', 'stopped', 20_000, from);
-    const r = await reported((r) => r.pipelines.cam2 === undefined);
-    assert.equal(r.pipelines.main.state, 'playing');
+    const removing = module.logs.length;
+    const beforeRemove = reportedVersion();
+    const removed = hub.patchDesired(DEVICE, MODULE, { pipelines: null });
+    await module.waitForPipeline('cam2', 'stopped', 20_000, removing);
+    // Tied to the removal: a document from before cam2 was added has no cam2 either.
+    const r = await reported((r) => r.config.appliedVersion === removed && r.pipelines.cam2 === undefined, beforeRemove);
+    assert.equal(r.pipelines.main?.state, 'playing');
     assert.equal(mainTouched(), false);
   });
 
   it('rejects an invalid pipeline in a patch with the reason reported, and keeps the old one', async () => {
     const from = module.logs.length;
+    const after = reportedVersion();
     const version = hub.patchDesired(DEVICE, MODULE, { pipeline: 'videotestsrc ! nosuchelement ! fakesink' });
-    const r = await reported((r) => r.config.status === 'rejected' && r.config.rejectedVersion === version);
+    const r = await reported((r) => r.config.rejectedVersion === version, after);
+    assert.equal(r.config.status, 'rejected');
+    assert.ok(r.config.error !== null, 'the reason is reported');
     assert.match(r.config.error, /main: no element "nosuchelement"/);
-    assert.equal(r.pipelines.main.state, 'playing');
+    assert.equal(r.pipelines.main?.state, 'playing');
     assert.equal(module.logs.slice(from).filter((l) => l.event === 'pipeline-state').length, 0);
   });
 
   it('reports a failing pipeline going through backoff with its restarts and last error', async () => {
-    hub.patchDesired(DEVICE, MODULE, {
+    const failingAfter = reportedVersion();
+    const failing = hub.patchDesired(DEVICE, MODULE, {
       pipeline: 'filesrc location=/nonexistent/cam.h264 ! fakesink',
       restart_policy: { initial_delay_ms: 200, max_delay_ms: 400 },
     });
-    const r = await reported((r) => r.pipelines.main.restarts >= 2 && r.pipelines.main.lastError !== null);
-    assert.match(r.pipelines.main.lastError, /not found|No such file|Could not open/i);
-    assert.ok(['backoff', 'starting'].includes(r.pipelines.main.state));
-    hub.patchDesired(DEVICE, MODULE, { pipeline: LIVE, restart_policy: null });
-    await reported((r) => r.pipelines.main.state === 'playing' && r.pipelines.main.restarts === 0);
+    const r = await reported((r) => r.config.appliedVersion === failing && r.pipelines.main?.restarts >= 2, failingAfter);
+    const { lastError, state } = r.pipelines.main;
+    assert.ok(lastError !== null, 'the last error is reported');
+    assert.match(lastError, /not found|No such file|Could not open/i);
+    assert.ok(['backoff', 'starting'].includes(state), state);
+    const fixedAfter = reportedVersion();
+    const fixed = hub.patchDesired(DEVICE, MODULE, { pipeline: LIVE, restart_policy: null });
+    const back = await reported((r) => r.config.appliedVersion === fixed && r.pipelines.main?.state === 'playing', fixedAfter);
+    assert.equal(back.pipelines.main.restarts, 0);
   });
 
   it('sends pipeline state changes as output events on "events"', async () => {
     const event = await hub.waitForEvent((e: RecordedEvent) => {
       const body = JSON.parse(e.body.toString()) as { type?: string; state?: string };
       return e.outputName === 'events' && body.type === 'pipeline-state' && body.state === 'playing';
-    });
+    }, 20_000);
     const body = JSON.parse(event.body.toString()) as Record<string, unknown>;
     assert.equal(body.pipeline, 'main');
     assert.equal(event.properties.type, 'pipeline-state');
@@ -136,9 +160,10 @@ describe('the module twin drives the module (connection string + CA)', () => {
   });
 
   it('applies a document from setDesired and answers 400 with the reason for an invalid one', async () => {
+    const from = module.logs.length;
     const applied = await hub.invokeMethod(DEVICE, MODULE, 'setDesired', { pipeline: live('snow') }, 20_000);
     assert.deepEqual(applied, { status: 200, payload: { status: 'applied' } });
-    await module.waitForLog((l) => l.event === 'pipeline-state' && l.state === 'playing' && l.template === live('snow'));
+    await module.waitForLog((l) => l.event === 'pipeline-state' && l.pipeline === 'main' && l.state === 'playing' && l.template === live('snow'), 20_000, from);
     const rejected = await hub.invokeMethod(DEVICE, MODULE, 'setDesired', { pipeline: 'videotestsrc ! ! fakesink' }, 20_000);
     assert.equal(rejected.status, 400);
     assert.match(JSON.stringify(rejected.payload), /syntax error/);
@@ -157,13 +182,13 @@ describe('the module twin drives the module (connection string + CA)', () => {
     const gone = hub.waitForDisconnection(clientId, 20_000);
     await hub.stop();
     await gone;
+    const after = reportedVersion();
     const version = hub.patchDesired(DEVICE, MODULE, { pipeline: live('pinwheel') });
     const from = module.logs.length;
     await hub.start();
     await hub.waitForConnection(clientId, 30_000);
-    const playing = await module.waitForLog((l) => l.event === 'pipeline-state' && l.state === 'playing' && l.template === live('pinwheel'), 40_000, from);
-    assert.ok(playing);
-    await reported((r) => r.config.appliedVersion === version, 20_000);
+    await module.waitForLog((l) => l.event === 'pipeline-state' && l.pipeline === 'main' && l.state === 'playing' && l.template === live('pinwheel'), 40_000, from);
+    await reported((r) => r.config.appliedVersion === version && r.pipelines.main?.state === 'playing', after);
     assert.equal(module.child.exitCode, null);
   });
 
@@ -183,7 +208,8 @@ describe('IoT Edge environment (workload API)', () => {
   it('connects with ModuleClient.fromEnvironment through the workload API and applies the twin', async () => {
     const moduleId = 'gst-edge';
     const key = hub.addModule(DEVICE, moduleId);
-    hub.setDesired(DEVICE, moduleId, { pipeline: live('smpte') });
+    const version = hub.setDesired(DEVICE, moduleId, { pipeline: live('smpte') });
+    const after = hub.reportedVersion(DEVICE, moduleId);
     const workload = await WorkloadApiEmulator.create(hub.caCert);
     try {
       workload.addModule(moduleId, key);
@@ -191,7 +217,7 @@ describe('IoT Edge environment (workload API)', () => {
       const module = startModule({ ...env, STATE_DIR: tempDir() });
       const playing = await module.waitForPipeline('main', 'playing');
       assert.equal(playing.template, live('smpte'));
-      await hub.waitForReported(DEVICE, moduleId, ((r: Record<string, any>) => r.pipelines?.main?.state === 'playing') as never, 20_000);
+      await hub.waitForReported<ReportedDocument>(DEVICE, moduleId, (r) => r.config.appliedVersion === version && r.pipelines.main?.state === 'playing', { after, timeoutMs: 20_000 });
       assert.ok(workload.requests.some((r) => r.path.includes('/sign')), 'signed through the workload API');
       await module.stop();
     } finally {

@@ -31,7 +31,8 @@ describe('running the twin pipeline', () => {
     const module = startModule({ desired: { pipeline: LIVE, $version: 3 } });
     const playing = await module.waitForPipeline('main', 'playing');
     assert.equal(playing.template, LIVE);
-    const reported = await module.waitForReported((r) => r.pipelines?.main?.state === 'playing' && r.config.status === 'applied');
+    // A new module, one desired document: every reported document counts.
+    const reported = await module.waitForReported((r) => r.pipelines.main?.state === 'playing' && r.config.status === 'applied', { after: 0 });
     assert.equal(reported.config.appliedVersion, 3);
     assert.equal(reported.pipelines.main.restarts, 0);
     assert.equal(reported.pipelines.main.lastError, null);
@@ -41,7 +42,7 @@ describe('running the twin pipeline', () => {
   it('ends a finite pipeline at EOS when on_eos is "stop"', async () => {
     const module = startModule({ desired: { pipeline: 'videotestsrc num-buffers=10 ! fakesink', on_eos: 'stop' } });
     await module.waitForPipeline('main', 'ended');
-    const reported = await module.waitForReported((r) => r.pipelines?.main?.state === 'ended');
+    const reported = await module.waitForReported((r) => r.pipelines.main?.state === 'ended', { after: 0 });
     assert.equal(reported.pipelines.main.restarts, 0);
   });
 
@@ -75,8 +76,10 @@ describe('running the twin pipeline', () => {
     assert.ok(delays[0]! < delays[1]! && delays[1]! < delays[2]!, `delays grow: ${JSON.stringify(delays)}`);
     const backoff = transitions.find((l) => l.state === 'backoff')!;
     assert.match(String(backoff.lastError), /Resource not found|No such file|Could not open/i);
-    const reported = await module.waitForReported((r) => r.pipelines?.main?.restarts >= 3);
-    assert.match(reported.pipelines.main.lastError, /Resource not found|No such file|Could not open/i);
+    const reported = await module.waitForReported((r) => r.pipelines.main?.restarts >= 3, { after: 0 });
+    const { lastError } = reported.pipelines.main;
+    assert.ok(lastError !== null, 'the last error is reported');
+    assert.match(lastError, /Resource not found|No such file|Could not open/i);
   });
 });
 
@@ -84,34 +87,46 @@ describe('hot swap from the twin file', () => {
   it('rejects invalid pipeline text with the parser message and keeps the old pipeline playing', async () => {
     const module = startModule({ desired: { pipeline: LIVE } });
     const playing = await module.waitForPipeline('main', 'playing');
-    module.writeDesired({ pipeline: 'videotestsrc ! nosuchelement ! fakesink', $version: 2 });
-    const rejected = await module.waitForLog((l) => l.event === 'config-rejected');
+    const after = module.reportedVersion();
+    const bad = module.writeDesired({ pipeline: 'videotestsrc ! nosuchelement ! fakesink', $version: 2 });
+    const rejected = await module.waitForLog((l) => l.event === 'config-rejected' && l.version === bad, 20_000, indexOf(module, playing));
     assert.match(rejected.msg, /main: no element "nosuchelement"/);
-    const reported = await module.waitForReported((r) => r.config.status === 'rejected');
-    assert.equal(reported.config.rejectedVersion, 2);
+    const reported = await module.waitForReported((r) => r.config.rejectedVersion === bad, { after });
+    assert.equal(reported.config.status, 'rejected');
+    assert.ok(reported.config.error !== null, 'the reason is reported');
     assert.match(reported.config.error, /no element "nosuchelement"/);
-    assert.equal(reported.pipelines.main.state, 'playing');
+    assert.equal(reported.pipelines.main?.state, 'playing');
     const touched = module.logs.slice(indexOf(module, playing) + 1).filter((l) => l.event === 'pipeline-state');
     assert.deepEqual(touched, [], 'the running pipeline was not touched');
 
-    module.writeDesired({ pipeline: 'videotestsrc ! ! fakesink' });
-    const syntax = await module.waitForLog((l) => l.event === 'config-rejected' && /syntax error/.test(l.msg));
-    assert.ok(syntax);
-    module.writeDesired({ pipeline: 'videotestsrc ! fakesink', restart_policy: 'fast' });
-    await module.waitForLog((l) => l.event === 'config-rejected' && /restart_policy must be an object/.test(l.msg));
-    module.writeDesired({ pipeline: 'videotestsrc ! fakesink', pipelines: { cam2: '$MISSING_VAR ! fakesink' } });
-    await module.waitForLog((l) => l.event === 'config-rejected' && /environment variable MISSING_VAR is not set/.test(l.msg));
+    // Each rejection is waited for by its document's $version, then its reason is checked.
+    const rejectedFor = (desired: Record<string, unknown>) => {
+      const from = module.logs.length;
+      const version = module.writeDesired(desired);
+      return module.waitForLog((l) => l.event === 'config-rejected' && l.version === version, 20_000, from);
+    };
+    assert.match((await rejectedFor({ pipeline: 'videotestsrc ! ! fakesink' })).msg, /syntax error/);
+    assert.match((await rejectedFor({ pipeline: 'videotestsrc ! fakesink', restart_policy: 'fast' })).msg, /restart_policy must be an object/);
+    assert.match(
+      (await rejectedFor({ pipeline: 'videotestsrc ! fakesink', pipelines: { cam2: '$MISSING_VAR ! fakesink' } })).msg,
+      /environment variable MISSING_VAR is not set/,
+    );
     assert.equal(module.logs.slice(indexOf(module, playing) + 1).filter((l) => l.event === 'pipeline-state').length, 0);
   });
 
   it('rejects a twin file that is not JSON and applies it once it is fixed', async () => {
     const module = startModule({ desired: { pipeline: LIVE } });
     await module.waitForPipeline('main', 'playing');
+    const broken = module.logs.length;
     writeFileSync(module.twinPath, '{"properties": {"desired": {"pipeline": ');
-    await module.waitForLog((l) => l.event === 'config-rejected' && /not valid JSON/.test(l.msg));
+    const rejected = await module.waitForLog((l) => l.event === 'config-rejected', 20_000, broken);
+    assert.match(rejected.msg, /not valid JSON/);
     const from = module.logs.length;
-    module.writeDesired({ pipeline: LIVE.replace('320', '160') });
-    await module.waitForPipeline('main', 'playing', 20_000, from);
+    const smaller = LIVE.replace('320', '160');
+    const version = module.writeDesired({ pipeline: smaller });
+    await module.waitForLog((l) => l.event === 'config-applied' && l.version === version, 20_000, from);
+    const playing = await module.waitForPipeline('main', 'playing', 20_000, from);
+    assert.equal(playing.template, smaller);
   });
 
   it('swaps the pipeline when the twin file changes, and leaves unchanged pipelines alone', async () => {
@@ -120,15 +135,16 @@ describe('hot swap from the twin file', () => {
     await module.waitForPipeline('main', 'playing');
     const cam2Playing = await module.waitForPipeline('cam2', 'playing');
     const from = module.logs.length;
+    const after = module.reportedVersion();
     const next = LIVE.replace('videotestsrc', 'videotestsrc pattern=ball');
-    module.writeDesired({ pipeline: next, pipelines: { cam2 }, $version: 7 });
+    const version = module.writeDesired({ pipeline: next, pipelines: { cam2 }, $version: 7 });
     await module.waitForPipeline('main', 'stopped', 20_000, from);
     const swapped = await module.waitForPipeline('main', 'playing', 20_000, from);
     assert.equal(swapped.template, next);
-    await module.waitForLog((l) => l.event === 'config-applied' && l.version === 7, 20_000, from);
+    await module.waitForLog((l) => l.event === 'config-applied' && l.version === version, 20_000, from);
     const cam2Touched = module.logs.slice(indexOf(module, cam2Playing) + 1).filter((l) => l.pipeline === 'cam2' && l.event === 'pipeline-state');
     assert.deepEqual(cam2Touched, [], 'cam2 kept running');
-    const reported = await module.waitForReported((r) => r.config.appliedVersion === 7 && r.pipelines.main.state === 'playing');
+    const reported = await module.waitForReported((r) => r.config.appliedVersion === version && r.pipelines.main?.state === 'playing', { after });
     assert.equal(reported.pipelines.main.pipeline, next);
   });
 
@@ -139,8 +155,7 @@ describe('hot swap from the twin file', () => {
     const patterns = ['snow', 'ball', 'smpte', 'pinwheel', 'gamut'];
     for (const [i, pattern] of patterns.entries()) module.writeDesired({ pipeline: LIVE.replace('videotestsrc', `videotestsrc pattern=${pattern}`), $version: 10 + i });
     await module.waitForLog((l) => l.event === 'config-applied' && l.version === 14, 20_000, from);
-    const last = await module.waitForLog((l) => l.event === 'pipeline-state' && l.state === 'playing' && String(l.template).includes('gamut'), 20_000, from);
-    assert.ok(last);
+    await module.waitForLog((l) => l.event === 'pipeline-state' && l.pipeline === 'main' && l.state === 'playing' && String(l.template).includes('gamut'), 20_000, from);
     // Between two "playing" lines of main there is always a "stopped": never two at once.
     let running = 1;
     for (const line of module.logs.slice(from)) {
@@ -166,7 +181,7 @@ describe('environment variables and secrets', () => {
     // The error proves the value reached GStreamer, and shows the variable's name in its place.
     assert.match(String(backoff.lastError), /\/nonexistent-dir\/\$\{CAM_PASSWORD\}\/out\.raw/);
     await module.waitForPipeline('cam2', 'playing');
-    const reported = await module.waitForReported((r) => r.pipelines?.main?.lastError && r.pipelines?.cam2?.state === 'playing');
+    const reported = await module.waitForReported((r) => typeof r.pipelines.main?.lastError === 'string' && r.pipelines.cam2?.state === 'playing', { after: 0 });
     await module.stop();
     assert.ok(module.output.some((line) => line.includes('${CAM_PASSWORD}')), 'the redacted form is logged');
     assert.ok(module.output.some((line) => line.includes('gstreamer')), 'GStreamer output (GST_DEBUG) passes through');
@@ -181,33 +196,59 @@ describe('media engine supervision and shutdown', () => {
     const module = startModule({ desired: { pipeline: LIVE } });
     await module.waitForPipeline('main', 'playing');
     const ready = await module.waitForLog((l) => l.event === 'engine-ready');
+    const from = module.logs.length;
+    const after = module.reportedVersion();
     process.kill(ready.pid as number, 'SIGSEGV');
-    const died = await module.waitForLog((l) => l.event === 'engine-died');
+    const died = await module.waitForLog((l) => l.event === 'engine-died', 20_000, from);
     assert.equal(died.reason, 'killed by signal SIGSEGV');
     const back = await module.waitForLog((l) => l.event === 'engine-ready' && l.pid !== ready.pid, 20_000, indexOf(module, died));
     await module.waitForPipeline('main', 'playing', 20_000, indexOf(module, back));
-    const reported = await module.waitForReported((r) => r.engine.restarts === 1 && r.pipelines.main.state === 'playing');
-    assert.match(reported.engine.lastError, /died: killed by signal SIGSEGV/);
+    const reported = await module.waitForReported((r) => r.engine.restarts === 1 && r.pipelines.main?.state === 'playing', { after });
+    const { lastError } = reported.engine;
+    assert.ok(lastError !== null, "the engine's last error is reported");
+    assert.match(lastError, /died: killed by signal SIGSEGV/);
     assert.equal(module.child.exitCode, null, 'control plane still running');
   });
 
-  it('kills a hung engine (it stops reporting) and recovers like after a crash', async () => {
+  it('kills a hung engine (it stops answering), reports it "hung", and recovers like after a crash', async () => {
     const module = startModule({ desired: { pipeline: LIVE }, env: { ENGINE_HANG_TIMEOUT_MS: '3000' } });
     await module.waitForPipeline('main', 'playing');
     const ready = await module.waitForLog((l) => l.event === 'engine-ready');
+    const from = module.logs.length;
+    const after = module.reportedVersion();
     // SIGSTOP: the process stays, deaf, as a deadlocked main thread would.
     process.kill(ready.pid as number, 'SIGSTOP');
-    const hung = await module.waitForLog((l) => /sent nothing for 3000 ms: killing it/.test(l.msg));
-    const died = await module.waitForLog((l) => l.event === 'engine-died', 10_000, indexOf(module, hung));
-    assert.equal(died.reason, 'killed by signal SIGKILL');
+    const died = await module.waitForLog((l) => l.event === 'engine-died', 20_000, from);
+    assert.equal(died.reason, 'hung (no answer for 6000 ms)');
+    assert.equal(died.cause, 'hung');
     const back = await module.waitForLog((l) => l.event === 'engine-ready' && l.pid !== ready.pid, 20_000, indexOf(module, died));
     await module.waitForPipeline('main', 'playing', 20_000, indexOf(module, back));
+    const reported = await module.waitForReported((r) => r.engine.restarts === 1 && r.pipelines.main?.state === 'playing', { after });
+    assert.equal(reported.engine.lastError, 'died: hung (no answer for 6000 ms)');
+  });
+
+  it('does not kill a healthy engine when the control plane itself stalls (SIGSTOP 11 s, then SIGCONT)', async () => {
+    const module = startModule({ desired: { pipeline: LIVE } });
+    await module.waitForPipeline('main', 'playing');
+    await module.waitForLog((l) => l.event === 'engine-ready');
+    const from = module.logs.length;
+    // Longer than the hang timeout (10 s): the control plane's timers are all overdue when it resumes.
+    module.child.kill('SIGSTOP');
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    module.child.kill('SIGCONT');
+    // Its timers run first: the watchdog finds the engine silent and pings it; the messages the engine sent
+    // meanwhile are read right after, and the ping is answered.
+    const silent = await module.waitForLog((l) => l.event === 'engine-silent', 20_000, from);
+    await module.waitForLog((l) => l.event === 'engine-answered', 20_000, indexOf(module, silent));
+    assert.deepEqual(module.logs.slice(from).filter((l) => l.event === 'engine-died' || l.event === 'engine-ready'), [], 'the engine was neither killed nor restarted');
+    assert.equal(module.child.exitCode, null);
   });
 
   it('finalises mp4mux and splitmuxsink recordings on SIGTERM and exits 0', async () => {
     const module = startModule({ desired: {} });
     const mp4 = join(module.dir, 'recording.mp4');
     const split = join(module.dir, 'split00.mp4');
+    const from = module.logs.length;
     const encode = 'videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! h264parse';
     module.writeDesired({
       pipelines: {
@@ -215,10 +256,11 @@ describe('media engine supervision and shutdown', () => {
         splitter: `${encode} ! splitmuxsink location=${join(module.dir, 'split%02d.mp4')} max-size-time=60000000000`,
       },
     });
-    await module.waitForPipeline('recorder', 'playing');
-    await module.waitForPipeline('splitter', 'playing');
-    await waitForFileSize(mp4, 20_000);
-    await waitForFileSize(split, 20_000);
+    await module.waitForPipeline('recorder', 'playing', 20_000, from);
+    await module.waitForPipeline('splitter', 'playing', 20_000, from);
+    // Two x264 encoders on a loaded 2-core machine: a generous bound.
+    await waitForFileSize(mp4, 20_000, 30_000);
+    await waitForFileSize(split, 20_000, 30_000);
     const exit = await module.stop();
     assert.deepEqual(exit, { code: 0, signal: null });
     for (const file of [mp4, split]) {

@@ -101,15 +101,19 @@ describe('RTSP at /player', () => {
   it('serves two viewers at once from one media and reports the viewer count', async () => {
     const { module, url } = await startModule({ pipeline: TEST_SOURCE('ball'), rtsp_pipeline: SEED_SHARED });
     await module.waitForPipeline('main', 'playing');
+    const beforeViewers = module.reportedVersion();
     const a = viewer(url, 'tcp');
     const b = viewer(url, 'udp');
     await Promise.all([a.waitForFrames(30), b.waitForFrames(30)]);
-    const reported = await module.waitForReported((r) => r.rtsp?.mounts?.['/player']?.viewers === 2);
-    assert.ok(reported.rtsp.port > 0);
+    const reported = await module.waitForReported((r) => r.rtsp.mounts['/player']?.viewers === 2, { after: beforeViewers });
+    const { port } = reported.rtsp;
+    assert.ok(port !== null && port > 0, `port ${port}`);
+    const beforeLeaving = module.reportedVersion();
     await Promise.all([a.stop(), b.stop()]);
-    const after = await module.waitForReported((r) => r.rtsp?.mounts?.['/player']?.viewers === 0);
+    const gone = await module.waitForReported((r) => r.rtsp.mounts['/player']?.viewers === 0, { after: beforeLeaving });
     // Counted once a second from the media's RTP sessions, times the viewers watching then.
-    assert.ok(after.rtsp.mounts['/player'].bytesSent > 1_000, `bytes sent: ${after.rtsp.mounts['/player'].bytesSent}`);
+    const { bytesSent } = gone.rtsp.mounts['/player'];
+    assert.ok(bytesSent > 1_000, `bytes sent: ${bytesSent}`);
     await module.stop();
   });
 
@@ -121,8 +125,10 @@ describe('RTSP at /player', () => {
     const from = module.logs.length;
     const beforeSwap = v.frames.length;
     module.writeDesired({ rtsp: LOOPBACK, pipeline: TEST_SOURCE('smpte'), rtsp_pipeline: SEED_SHARED });
-    await module.waitForPipeline('main', 'playing', 20_000, from);
-    await v.waitForFrames(60, 20_000, beforeSwap);
+    const swapped = await module.waitForPipeline('main', 'playing', 20_000, from);
+    assert.equal(swapped.template, TEST_SOURCE('smpte'));
+    // Frames decoded after the new pipeline plays, so the gap below spans the whole swap.
+    await v.waitForFrames(30, 20_000, v.frames.length);
     const gap = v.maxGap(beforeSwap - 1);
     assert.ok(v.running, 'the viewer was not disconnected');
     assert.ok(gap < 2_000, `frame gap across the swap: ${gap.toFixed(0)} ms`);
@@ -139,10 +145,10 @@ describe('RTSP at /player', () => {
     const from = module.logs.length;
     await camera.kill('SIGKILL');
     await module.waitForPipeline('main', 'backoff', 20_000, from);
-    const whileDown = v.frames.length;
     await camera.restart();
     await module.waitForPipeline('main', 'playing', 30_000, from);
-    await v.waitForFrames(30, 30_000, whileDown);
+    // Frames decoded after main plays again: not ones still queued from before the camera dropped.
+    await v.waitForFrames(30, 30_000, v.frames.length);
     assert.ok(v.running, 'the viewer stayed connected through the camera drop');
     await v.stop();
     await module.stop();
@@ -165,12 +171,12 @@ describe('RTSP at /player', () => {
     const v = viewer(url, 'tcp');
     await v.waitForFrames(10);
     const from = module.logs.length;
-    module.writeDesired({
+    const version = module.writeDesired({
       rtsp: LOOPBACK,
       pipeline: TEST_SOURCE('ball'),
       rtsp_pipeline: '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=1 name=pay0 pt=96 )',
     });
-    await module.waitForLog((l) => l.event === 'config-applied', 20_000, from);
+    await module.waitForLog((l) => l.event === 'config-applied' && l.version === version, 20_000, from);
     const code = await v.exited;
     assert.notEqual(code, null, 'the old session was closed');
     const again = viewer(url, 'tcp');

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../support/browser.js';
-import { startWebServer } from '../../actors/webServer.js';
+import { startWebApp } from '../../web/app.js';
 
 
 /** One HTTP response as bytes on the wire, so a HEAD body or a leaked byte cannot hide behind a client. */
@@ -95,7 +95,7 @@ for (const [label, mediaCacheBytes] of [['memory cache on', undefined], ['memory
       symlinkSync(join(outside, 'secret.txt'), join(media, 'secret-link.txt'));
       symlinkSync(outside, join(media, 'outside-dir'));
       symlinkSync('playlist.m3u8', join(media, 'live.m3u8'));
-      const started = await startWebServer({ host: '127.0.0.1', port: 0, mediaRoot: media, mediaCacheBytes, logger: false });
+      const started = await startWebApp({ host: '127.0.0.1', port: 0, mediaRoot: media, mediaCacheBytes, logger: false });
       app = started.app;
       port = Number(new URL(started.address).port);
     });
@@ -286,7 +286,7 @@ describe('pages, scripts and hooks', () => {
   let app: FastifyInstance;
   let address: string;
   before(async () => {
-    const started = await startWebServer({
+    const started = await startWebApp({
       host: '127.0.0.1',
       port: 0,
       mediaRoot: base,
@@ -359,7 +359,7 @@ describe('the players in a real browser', () => {
       ],
       live,
     );
-    const started = await startWebServer({ host: '127.0.0.1', port: 0, mediaRoot: live });
+    const started = await startWebApp({ host: '127.0.0.1', port: 0, mediaRoot: live });
     app = started.app;
     address = started.address;
     browser = await launchChromium();
@@ -380,7 +380,7 @@ describe('the players in a real browser', () => {
       await tab.goto(`${address}/wwwroot/${page}`);
       await tab.waitForFunction(`${currentTime} > 0`, null, { timeout: 30_000 });
       const start = (await tab.evaluate(currentTime)) as number;
-      await tab.waitForFunction(`${currentTime} > ${start + seconds}`, null, { timeout: 15_000 });
+      await tab.waitForFunction(`${currentTime} > ${start + seconds}`, null, { timeout: 30_000 });
       assert.match(await tab.locator('#status').innerText(), /^Playing /);
     } catch (error) {
       const status = await tab.locator('#status').innerText().catch(() => '?');

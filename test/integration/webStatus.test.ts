@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../support/browser.js';
+import type { StatusDocument } from '../../actors/ControlPlane.js';
 import { ModuleProcess } from '../support/ModuleProcess.js';
 
 const run = promisify(execFile);
@@ -21,6 +22,8 @@ const settings = {
   rtsp: { port: 0, address: '127.0.0.1' },
   restart_policy: { initial_delay_ms: 100, max_delay_ms: 400 },
 };
+/** The desired `$version` the module starts with. */
+const INITIAL_VERSION = 5;
 let module: ModuleProcess;
 let web: string;
 let metricsUrl: string;
@@ -28,7 +31,7 @@ let browser: Browser | null = null;
 
 before(async () => {
   module = new ModuleProcess({
-    desired: { ...settings, pipeline: LIVE, pipelines: { secretive: `videotestsrc is-live=true ! fakesink name=$SINK` } },
+    desired: { ...settings, pipeline: LIVE, pipelines: { secretive: `videotestsrc is-live=true ! fakesink name=$SINK` }, $version: INITIAL_VERSION },
     env: { SINK: SECRET, IOTEDGE_MODULEID: 'gst-iotedge', IOTEDGE_DEVICEID: 'edge-1', IOTEDGE_IOTHUBHOSTNAME: 'hub.example' },
   });
   const http = await module.waitForLog((l) => l.event === 'http-listening');
@@ -44,6 +47,15 @@ after(async () => {
   rmSync(mediaRoot, { recursive: true, force: true });
 });
 
+/**
+ * A page predicate (a string: this file is compiled without DOM types): the status page shows the document of
+ * desired `$version` `version`, and `condition` holds on it. Each event re-renders the whole page from one status
+ * document, so both come from the same document.
+ */
+function pageShows(version: number, condition: string): string {
+  return `document.getElementById('config-version')?.textContent === '(applied $version ${version})' && (${condition})`;
+}
+
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
@@ -56,8 +68,10 @@ describe('status API, metrics and status page', () => {
   it('serves the status document at /api/status, secrets masked', async () => {
     const response = await fetch(`${web}/api/status`);
     assert.equal(response.status, 200);
-    const status = (await response.json()) as Record<string, any>;
-    assert.equal(status.pipelines.main.state, 'playing');
+    const status = (await response.json()) as StatusDocument;
+    // before() waited for main to play: the document says so, for the initial desired version.
+    assert.equal(status.config.appliedVersion, INITIAL_VERSION);
+    assert.equal(status.pipelines.main?.state, 'playing');
     assert.equal(status.config.status, 'applied');
     assert.ok(status.rtsp && status.engine.state === 'running');
     assert.ok(!JSON.stringify(status).includes(SECRET));
@@ -85,7 +99,7 @@ describe('status API, metrics and status page', () => {
     const first = await (await fetch(metricsUrl)).text();
     const buffers = sample(first, 'gst_iotedge_stream_buffers_total', { stream: 'video' }) ?? 0;
     // The engine reports its counters every second; HTTP has no event to wait on, so scrape until they move.
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + 20_000;
     let moved = buffers;
     while (moved <= buffers && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 200));
@@ -93,8 +107,9 @@ describe('status API, metrics and status page', () => {
     }
     assert.ok(moved > buffers, `video buffers counted: ${buffers} -> ${moved}`);
     const from = module.logs.length;
-    module.writeDesired({ ...settings, pipeline: FAILING });
-    await module.waitForLog((l) => l.event === 'pipeline-state' && l.state === 'starting' && (l.restarts as number) >= 2, 20_000, from);
+    const version = module.writeDesired({ ...settings, pipeline: FAILING });
+    const applied = await module.waitForLog((l) => l.event === 'config-applied' && l.version === version, 20_000, from);
+    await module.waitForLog((l) => l.event === 'pipeline-state' && l.pipeline === 'main' && l.state === 'starting' && (l.restarts as number) >= 2, 20_000, module.logs.indexOf(applied));
     const second = await (await fetch(metricsUrl)).text();
     assert.ok((sample(second, 'gst_iotedge_pipeline_errors_total', { pipeline: 'main' }) ?? 0) >= 2, 'errors counted');
     assert.ok((sample(second, 'gst_iotedge_pipeline_restarts_total', { pipeline: 'main' }) ?? 0) >= 2, 'restarts counted');
@@ -104,16 +119,24 @@ describe('status API, metrics and status page', () => {
   });
 
   it('shows each pipeline and follows twin changes live on the status page', async () => {
-    module.writeDesired({ ...settings, pipeline: LIVE });
-    await module.waitForReported((r) => r.pipelines?.main?.state === 'playing');
+    const after = module.reportedVersion();
+    const live = module.writeDesired({ ...settings, pipeline: LIVE });
+    await module.waitForReported((r) => r.config.appliedVersion === live && r.pipelines.main?.state === 'playing', { after });
     browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(`${web}/`);
-    await page.waitForSelector('tr[data-pipeline="main"] .state-playing', { timeout: 15_000 });
-    module.writeDesired({ ...settings, pipeline: FAILING });
-    await page.waitForSelector('tr[data-pipeline="main"] .state-backoff, tr[data-pipeline="main"] .state-starting', { timeout: 15_000 });
-    // A string runs in the page (this file is compiled without DOM types).
-    await page.waitForFunction(`/not found|No such file|Could not open/i.test(document.querySelector('tr[data-pipeline="main"] .error')?.textContent ?? '')`, null, { timeout: 15_000 });
+    await page.waitForFunction(pageShows(live, `document.querySelector('tr[data-pipeline="main"] .state-playing') !== null`), null, { timeout: 30_000 });
+    const failing = module.writeDesired({ ...settings, pipeline: FAILING });
+    await page.waitForFunction(
+      pageShows(failing, `document.querySelector('tr[data-pipeline="main"] .state-backoff, tr[data-pipeline="main"] .state-starting') !== null`),
+      null,
+      { timeout: 30_000 },
+    );
+    await page.waitForFunction(
+      pageShows(failing, `/not found|No such file|Could not open/i.test(document.querySelector('tr[data-pipeline="main"] .error')?.textContent ?? '')`),
+      null,
+      { timeout: 30_000 },
+    );
     await page.close();
   });
 
@@ -146,7 +169,7 @@ describe('HLS from the module\'s own pipeline', () => {
       const currentTime = "document.getElementById('video').currentTime";
       await page.waitForFunction(`${currentTime} > 0`, null, { timeout: 30_000 });
       const start = (await page.evaluate(currentTime)) as number;
-      await page.waitForFunction(`${currentTime} > ${start + 2}`, null, { timeout: 15_000 });
+      await page.waitForFunction(`${currentTime} > ${start + 2}`, null, { timeout: 30_000 });
       await page.close();
     } finally {
       await hls.stop();

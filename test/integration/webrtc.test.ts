@@ -64,13 +64,16 @@ describe('WebRTC in shared-encode mode (the main pipeline\'s video appsink)', ()
   });
 
   it('serves three viewers at once, and a closed viewer\'s peer is torn down in the engine', async () => {
+    const opening = module.reportedVersion();
     const pages = await Promise.all([openPlayer(base), openPlayer(base), openPlayer(base)]);
     await Promise.all(pages.map((p) => waitForFrames(p, 30)));
-    await module.waitForReported((r) => r.webrtc?.peers === 3, 10_000);
+    await module.waitForReported((r) => r.webrtc.peers === 3, { after: opening });
+    const closingOne = module.reportedVersion();
     await pages[0]!.close();
-    await module.waitForReported((r) => r.webrtc?.peers === 2, 10_000);
+    await module.waitForReported((r) => r.webrtc.peers === 2, { after: closingOne });
+    const closingAll = module.reportedVersion();
     await Promise.all(pages.slice(1).map((p) => p.close()));
-    const reported = await module.waitForReported((r) => r.webrtc?.peers === 0, 10_000);
+    const reported = await module.waitForReported((r) => r.webrtc.peers === 0, { after: closingAll });
     assert.equal(reported.webrtc.mode, 'shared');
   });
 
@@ -80,7 +83,9 @@ describe('WebRTC in shared-encode mode (the main pipeline\'s video appsink)', ()
     const connects = await page.evaluate('window.player.connects');
     const from = module.logs.length;
     module.writeDesired({ ...LOOPBACK, pipeline: SOURCE('smpte') });
-    await module.waitForPipeline('main', 'playing', 20_000, from);
+    const swapped = await module.waitForPipeline('main', 'playing', 20_000, from);
+    assert.equal(swapped.template, SOURCE('smpte'));
+    // Counted from now: frames of the new pipeline.
     await waitForFrames(page, 60);
     assert.equal(await page.evaluate('window.player.connects'), connects, 'the same connection all along');
     assert.equal(await page.evaluate('window.player.state'), 'connected');
@@ -143,8 +148,10 @@ describe('WebRTC in shared-encode mode (the main pipeline\'s video appsink)', ()
   });
 
   it('refuses viewers beyond max_peers with a clear reason', async () => {
-    module.writeDesired({ ...LOOPBACK, pipeline: SOURCE('smpte'), webrtc: { max_peers: 1 } });
-    await module.waitForReported((r) => r.config.status === 'applied' && r.webrtc.peers === 0);
+    const after = module.reportedVersion();
+    const version = module.writeDesired({ ...LOOPBACK, pipeline: SOURCE('smpte'), webrtc: { max_peers: 1 } });
+    // This document applied, not the one before it (which allows more viewers).
+    await module.waitForReported((r) => r.config.appliedVersion === version && r.webrtc.peers === 0, { after });
     const first = await openPlayer(base);
     await waitForFrames(first, 10);
     const second = new WebSocket(`${base.replace('http', 'ws')}/ws`);
@@ -169,12 +176,14 @@ describe('WebRTC per viewer (the seed\'s webrtc_pipeline)', () => {
         { USER: camera.user, PASSWORD: camera.password, IP: `127.0.0.1:${camera.port}` },
       );
       await module.waitForLog((l) => l.event === 'config-applied');
+      const opening = module.reportedVersion();
       const page = await openPlayer(base);
       await waitForFrames(page, 30, 30_000);
-      const reported = await module.waitForReported((r) => r.webrtc?.peers === 1);
+      const reported = await module.waitForReported((r) => r.webrtc.peers === 1, { after: opening });
       assert.equal(reported.webrtc.mode, 'per-viewer');
+      const closing = module.reportedVersion();
       await page.close();
-      await module.waitForReported((r) => r.webrtc?.peers === 0);
+      await module.waitForReported((r) => r.webrtc.peers === 0, { after: closing });
     } finally {
       await camera.stop();
     }
@@ -185,6 +194,7 @@ describe('WHEP', () => {
   it('answers an offer POSTed by an RTCPeerConnection in chromium, plays, and stops on DELETE', async () => {
     const { module, base } = await startModule({ pipeline: SOURCE('ball') });
     await module.waitForPipeline('main', 'playing');
+    const opening = module.reportedVersion();
     const page = await browser.newPage();
     await page.goto(`${base}/wwwroot/index.html`);
     // The page's own code: a standard WHEP client (non-trickle: it waits for its candidates, then POSTs).
@@ -205,10 +215,11 @@ describe('WHEP', () => {
     assert.match(location, /^\/whep\/player\/[0-9a-f-]{36}$/);
     const decoded = `(async () => { let n = 0; (await window.whep.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') n = r.framesDecoded || 0; }); return n; })()`;
     await page.waitForFunction(`${decoded}.then((n) => n > 30)`, null, { timeout: 20_000, polling: 250 });
-    await module.waitForReported((r) => r.webrtc?.peers === 1);
+    await module.waitForReported((r) => r.webrtc.peers === 1, { after: opening });
+    const closing = module.reportedVersion();
     const stop = await fetch(`${base}${location}`, { method: 'DELETE' });
     assert.equal(stop.status, 200);
-    await module.waitForReported((r) => r.webrtc?.peers === 0);
+    await module.waitForReported((r) => r.webrtc.peers === 0, { after: closing });
     assert.equal((await fetch(`${base}${location}`, { method: 'DELETE' })).status, 404);
     const bad = await fetch(`${base}/whep/player`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'not sdp' });
     assert.equal(bad.status, 400);
@@ -222,11 +233,12 @@ describe('ICE settings for real deployments', () => {
   it('offers host candidates at the advertised address (containers, NAT)', async () => {
     const { module, base } = await startModule({ pipeline: SOURCE('ball'), webrtc: { advertised_host: '203.0.113.7' } });
     await module.waitForPipeline('main', 'playing');
+    const opening = module.reportedVersion();
     const socket = new WebSocket(`${base.replace('http', 'ws')}/ws`);
     const candidates: string[] = [];
     let offer = '';
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no host candidate in 15 s (offer: ${offer.length} bytes)`)), 15_000);
+      const timer = setTimeout(() => reject(new Error(`no host candidate in 30 s (offer: ${offer.length} bytes)`)), 30_000);
       socket.on('message', (data) => {
         const msg = JSON.parse(data.toString()) as { sdp?: { sdp: string }; ice?: { candidate: string } };
         if (msg.sdp) offer = msg.sdp.sdp;
@@ -237,12 +249,16 @@ describe('ICE settings for real deployments', () => {
         }
       });
     });
+    // The peer is counted while the socket is open, and gone once it closes: a document from before the
+    // socket opened (0 peers too) cannot answer for the teardown.
+    await module.waitForReported((r) => r.webrtc.peers === 1, { after: opening });
+    const closing = module.reportedVersion();
     socket.close();
     for (const candidate of candidates) {
       const fields = candidate.split(' ');
       assert.equal(fields[4], '203.0.113.7', candidate);
     }
     assert.match(offer, /profile-level-id=42e01f/);
-    await module.waitForReported((r) => r.webrtc?.peers === 0);
+    await module.waitForReported((r) => r.webrtc.peers === 0, { after: closing });
   });
 });

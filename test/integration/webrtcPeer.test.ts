@@ -46,7 +46,7 @@ describe('WebRtcPeer with a real browser', () => {
   const sendRaw = (index: number, text: string) => page.evaluate(`window.sendRaw(${index}, ${JSON.stringify(text)})`);
 
   /** Resolves with the viewer's stats once it has decoded `count` frames; rejects with what it saw after `timeoutMs`. */
-  async function framesDecoded(index: number, count: number, timeoutMs = 15_000): Promise<ViewerStats> {
+  async function framesDecoded(index: number, count: number, timeoutMs = 30_000): Promise<ViewerStats> {
     const deadline = Date.now() + timeoutMs;
     let stats = await viewerStats(index);
     while (stats.framesDecoded < count) {
@@ -64,12 +64,12 @@ describe('WebRtcPeer with a real browser', () => {
   async function closeAll(indexes: number[]): Promise<void> {
     const from = harness.events.length;
     for (const index of indexes) await closeViewer(index);
-    await harness.waitFor((e) => e.type === 'peers' && e.count === 0, 15_000, from);
+    await harness.waitFor((e) => e.type === 'peers' && e.count === 0, 30_000, from);
   }
 
   /** The harness id of the peer behind the page's viewer `index` (peers are numbered in connection order). */
   async function peerIdOf(from: number): Promise<string> {
-    const event = await harness.waitFor((e): e is Extract<HarnessEvent, { type: 'peer' }> => e.type === 'peer', 10_000, from);
+    const event = await harness.waitFor((e): e is Extract<HarnessEvent, { type: 'peer' }> => e.type === 'peer', 20_000, from);
     return event.id;
   }
 
@@ -83,7 +83,7 @@ describe('WebRtcPeer with a real browser', () => {
     assert.match(later.videoCodec ?? '', /^video\/H264 /);
     assert.ok(later.audioPackets > 0, 'Opus audio packets arrive');
     assert.deepEqual(later.errors, []);
-    const connected = await harness.waitFor((e) => e.type === 'state' && e.id === id && e.state === 'connected', 1_000, from);
+    const connected = await harness.waitFor((e) => e.type === 'state' && e.id === id && e.state === 'connected', 20_000, from);
     t.diagnostic(`first frame decoded ${Math.round(later.firstFrameMs ?? NaN)} ms after the page opened the socket; peer connected at ${connected.type === 'state' ? connected.ms : '?'} ms`);
     await closeAll([index]);
   });
@@ -91,7 +91,7 @@ describe('WebRtcPeer with a real browser', () => {
   it('offers H.264 with profile-level-id=42e01f and packetization-mode=1, as Firefox and Safari need', async () => {
     const from = harness.events.length;
     const index = await startViewer('shared');
-    const offer = await harness.waitFor((e): e is Extract<HarnessEvent, { type: 'offer' }> => e.type === 'offer', 10_000, from);
+    const offer = await harness.waitFor((e): e is Extract<HarnessEvent, { type: 'offer' }> => e.type === 'offer', 20_000, from);
     const pt = /a=rtpmap:(\d+) H264\/90000/.exec(offer.sdp)?.[1];
     assert.ok(pt, 'the offer has H.264');
     const fmtp = new RegExp(`a=fmtp:${pt} (.*)`).exec(offer.sdp)?.[1] ?? '';
@@ -105,7 +105,7 @@ describe('WebRtcPeer with a real browser', () => {
   it('streams a per-viewer pipeline (the seed\'s webrtc_pipeline style) to a viewer', async (t) => {
     const from = harness.events.length;
     const index = await startViewer('per-viewer');
-    const event = await harness.waitFor((e) => e.type === 'peer', 10_000, from);
+    const event = await harness.waitFor((e) => e.type === 'peer', 20_000, from);
     assert.equal(event.type === 'peer' && event.mode, 'per-viewer');
     const first = await framesDecoded(index, 1);
     const later = await framesDecoded(index, first.framesDecoded + 30);
@@ -131,7 +131,7 @@ describe('WebRtcPeer with a real browser', () => {
   it('serves three shared-mode viewers at once, and closing their sockets tears every peer down', async (t) => {
     const from = harness.events.length;
     const indexes = [await startViewer('shared'), await startViewer('shared'), await startViewer('shared')];
-    await harness.waitFor((e) => e.type === 'peers' && e.count === 3, 10_000, from);
+    await harness.waitFor((e) => e.type === 'peers' && e.count === 3, 20_000, from);
     const first = await Promise.all(indexes.map((i) => framesDecoded(i, 1)));
     const later = await Promise.all(indexes.map((i, n) => framesDecoded(i, first[n]!.framesDecoded + 30)));
     for (const stats of later) assert.match(stats.videoCodec ?? '', /^video\/H264 /);
@@ -145,15 +145,16 @@ describe('WebRtcPeer with a real browser', () => {
   });
 
   it('refuses a malformed signalling message with a reason, and the viewer keeps playing', async () => {
-    const from = harness.events.length;
     const index = await startViewer('shared');
     const first = await framesDecoded(index, 1);
+    const malformed = harness.events.length;
     await sendRaw(index, '{"ice":{"candidate":"candidate:1 1 UDP 1 1.2.3.4 9 typ host","sdpMLineIndex":"0"}}');
-    const refused = await harness.waitFor((e) => e.type === 'refused', 5_000, from);
+    const refused = await harness.waitFor((e) => e.type === 'refused', 20_000, malformed);
     assert.match(refused.type === 'refused' ? refused.reason : '', /sdpMLineIndex/);
     // A second answer is well formed but out of order: the peer refuses it and keeps its session.
+    const outOfOrder = harness.events.length;
     await sendRaw(index, JSON.stringify({ sdp: { type: 'answer', sdp: 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n' } }));
-    const error = await harness.waitFor((e) => e.type === 'signal-error', 5_000, from);
+    const error = await harness.waitFor((e) => e.type === 'signal-error', 20_000, outOfOrder);
     assert.match(error.type === 'signal-error' ? error.error : '', /no offer is waiting/);
     await framesDecoded(index, first.framesDecoded + 30);
     await closeAll([index]);
@@ -162,9 +163,9 @@ describe('WebRtcPeer with a real browser', () => {
   it('fails a peer whose pipeline produces nothing to offer, saying why, instead of leaving the viewer waiting', async () => {
     const from = harness.events.length;
     const index = await startViewer('per-viewer', 'launch=stalled&offerTimeoutMs=1500');
-    const failed = await harness.waitFor((e) => e.type === 'state' && e.state === 'failed', 10_000, from);
+    const failed = await harness.waitFor((e) => e.type === 'state' && e.state === 'failed', 20_000, from);
     assert.match(failed.type === 'state' ? failed.reason ?? '' : '', /no offer after 1\.5 s.*source down/);
-    await harness.waitFor((e) => e.type === 'peers' && e.count === 0, 10_000, from);
+    await harness.waitFor((e) => e.type === 'peers' && e.count === 0, 20_000, harness.events.indexOf(failed));
     const stats = await viewerStats(index);
     assert.equal(stats.ws, 3, 'the viewer socket is closed');
     assert.match(stats.closeReason ?? '', /no offer/);
@@ -173,11 +174,11 @@ describe('WebRtcPeer with a real browser', () => {
   it('refuses a TURN server webrtcbin cannot use, without showing its password', async () => {
     const from = harness.events.length;
     const index = await startViewer('shared', `turn=${encodeURIComponent('http://user:s3cret@turn.example.com:3478')}`);
-    const error = await harness.waitFor((e) => e.type === 'error', 10_000, from);
+    const error = await harness.waitFor((e) => e.type === 'error', 20_000, from);
     const text = error.type === 'error' ? error.error : '';
     assert.match(text, /WebRtcPeerError: TURN server refused: http:\/\/\*\*\*@turn\.example\.com:3478/);
     assert.doesNotMatch(text, /s3cret/);
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + 20_000;
     while ((await viewerStats(index)).ws !== 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal((await viewerStats(index)).closeCode, 1011);
   });

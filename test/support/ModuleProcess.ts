@@ -3,9 +3,20 @@ import { mkdtempSync, readFileSync, statSync, watch, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { StatusDocument } from '../../actors/ControlPlane.js';
 
 /** The compiled CLI (this file is dist/test/support/ModuleProcess.js). */
 export const MAIN = new URL('../../main.js', import.meta.url).pathname;
+
+/** The status document as the reported file holds it, with the file's `$version`. */
+export type ReportedDocument = StatusDocument & { $version: number };
+
+/** Which reported documents may satisfy a wait. */
+export interface WaitForReportedOptions {
+  /** Only documents with a greater `$version` count: the version read before the change under test. */
+  readonly after: number;
+  readonly timeoutMs?: number;
+}
 
 /** One pino log line of the module. */
 export type LogLine = Record<string, unknown> & { msg: string; level: number };
@@ -32,6 +43,8 @@ export class ModuleProcess {
   /** Raw stdout and stderr lines, to check that no secret appears anywhere. */
   readonly output: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The highest desired `$version` written so far. */
+  #desiredVersion = 0;
   /** Waiters for log lines. */
   readonly #waiters = new Set<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
 
@@ -67,8 +80,16 @@ export class ModuleProcess {
     }
   }
 
-  writeDesired(desired: Record<string, unknown>): void {
-    writeFileSync(this.twinPath, JSON.stringify({ properties: { desired } }, null, 2));
+  /**
+   * Writes the twin file. Unless `desired` carries its own `$version`, it gets the next one (1, 2, ...), as IoT Hub
+   * numbers desired documents; returns it, so a test can wait for `config.appliedVersion` (or `rejectedVersion`)
+   * to be that document's and not an earlier one's.
+   */
+  writeDesired(desired: Record<string, unknown>): number {
+    const version = typeof desired.$version === 'number' ? desired.$version : this.#desiredVersion + 1;
+    this.#desiredVersion = Math.max(this.#desiredVersion, version);
+    writeFileSync(this.twinPath, JSON.stringify({ properties: { desired: { ...desired, $version: version } } }, null, 2));
+    return version;
   }
 
   /**
@@ -101,16 +122,34 @@ export class ModuleProcess {
   }
 
   /** The reported properties file, as written last. */
-  reported(): { properties: { reported: Record<string, any> } } {
+  reported(): { properties: { reported: ReportedDocument } } {
     return JSON.parse(readFileSync(this.reportedPath, 'utf8'));
   }
 
-  /** Waits until the reported file satisfies `predicate` (event-driven: a watch on its folder). */
-  waitForReported(predicate: (reported: Record<string, any>) => boolean, timeoutMs = 10_000): Promise<Record<string, any>> {
+  /**
+   * The `$version` of the reported document written last (0 before the first): take it before a change and pass
+   * it as `after` to {@link waitForReported}, so that no document written before the change can satisfy the wait.
+   */
+  reportedVersion(): number {
+    try {
+      return this.reported().properties.reported.$version;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Waits until the reported file satisfies `predicate` with a document newer than `after` (a
+   * {@link reportedVersion} taken before the change under test). Event-driven: a watch on its folder.
+   */
+  waitForReported(predicate: (reported: ReportedDocument) => boolean, options: WaitForReportedOptions): Promise<ReportedDocument> {
+    const { after, timeoutMs = 20_000 } = options;
+    let last = '';
     return waitForFileCondition(this.reportedPath, () => {
       const reported = this.reported().properties.reported;
-      return predicate(reported) ? reported : undefined;
-    }, timeoutMs);
+      last = JSON.stringify(reported);
+      return reported.$version > after && predicate(reported) ? reported : undefined;
+    }, timeoutMs, () => `last reported: ${last.slice(0, 2_000)}`);
   }
 
   /** Stops the module (SIGTERM) and waits for it to exit. */
@@ -124,7 +163,7 @@ export class ModuleProcess {
  * Resolves with `check()`'s first defined result, evaluated now and on every change in the file's folder;
  * rejects after `timeoutMs`. A read that throws (file missing or half written) counts as not yet.
  */
-export function waitForFileCondition<T>(path: string, check: () => T | undefined, timeoutMs: number): Promise<T> {
+export function waitForFileCondition<T>(path: string, check: () => T | undefined, timeoutMs: number, describe?: () => string): Promise<T> {
   return new Promise((resolve, reject) => {
     const attempt = (): boolean => {
       try {
@@ -142,7 +181,7 @@ export function waitForFileCondition<T>(path: string, check: () => T | undefined
     });
     const timer = setTimeout(() => {
       finish();
-      reject(new Error(`${path}: condition not met within ${timeoutMs} ms`));
+      reject(new Error(`${path}: condition not met within ${timeoutMs} ms${describe ? `; ${describe()}` : ''}`));
     }, timeoutMs);
     const finish = () => {
       clearTimeout(timer);

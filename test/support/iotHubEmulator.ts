@@ -205,7 +205,7 @@ function authError(message: string): AuthenticateError {
  * const client = ModuleClient.fromConnectionString(hub.connectionString('dev1', 'gst'), Mqtt);
  * client.setOptions({ ca: hub.caCert });
  * await client.open();
- * await hub.waitForReported('dev1', 'gst', (r) => r.state === 'ready', 20_000);
+ * await hub.waitForReported('dev1', 'gst', (r) => r.state === 'ready', { after: 0, timeoutMs: 20_000 });
  * await hub.close();
  * ```
  */
@@ -451,23 +451,29 @@ export class IotHubEmulator extends EventEmitter<IotHubEmulatorEvents> {
     return entry.desiredVersion;
   }
 
+  /** The reported section's `$version` now: take it before a change and pass it as `after` to {@link waitForReported}. */
+  reportedVersion(deviceId: string, moduleId: string): number {
+    return this.requireModule(deviceId, moduleId).reportedVersion;
+  }
+
   /**
-   * Resolves with the reported section (`$version` included) once `predicate` holds for it — checked at
-   * once and after every reported patch.
+   * Resolves with the reported section (`$version` included) once `predicate` holds for a version newer than
+   * `options.after` (a {@link reportedVersion} taken before the change under test, so that no earlier document can
+   * satisfy it) — checked at once and after every reported patch.
    */
-  waitForReported(
+  waitForReported<T extends object = TwinProperties>(
     deviceId: string,
     moduleId: string,
-    predicate: (reported: TwinProperties) => boolean,
-    timeoutMs = DEFAULT_TIMEOUT_MS,
-  ): Promise<TwinProperties> {
+    predicate: (reported: T & { $version: number }) => boolean,
+    options: { readonly after: number; readonly timeoutMs?: number },
+  ): Promise<T & { $version: number }> {
     const entry = this.requireModule(deviceId, moduleId);
     let lastSeen = '';
     return this.waitUntil(() => {
-      const reported = { ...structuredClone(entry.reported), $version: entry.reportedVersion };
+      const reported = { ...structuredClone(entry.reported), $version: entry.reportedVersion } as T & { $version: number };
       lastSeen = JSON.stringify(reported);
-      return predicate(reported) ? reported : undefined;
-    }, timeoutMs, () => `reported properties of ${deviceId}/${moduleId} to match (last: ${lastSeen})`);
+      return entry.reportedVersion > options.after && predicate(reported) ? reported : undefined;
+    }, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, () => `reported properties of ${deviceId}/${moduleId} newer than $version ${options.after} to match (last: ${lastSeen})`);
   }
 
   /**

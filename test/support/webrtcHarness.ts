@@ -265,7 +265,7 @@ async function main(): Promise<void> {
   const { GLib, Gst } = await import('../../media/gst.js');
   const { SampleHub } = await import('../../media/SampleHub.js');
   const { WebRtcPeer } = await import('../../media/WebRtcPeer.js');
-  const { parseSignal } = await import('../../media/signalling.js');
+  const { parseSignal } = await import('../../ipc/signalling.js');
   const { WebSocketServer } = await import('ws');
 
   Gst.init(null);
