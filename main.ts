@@ -9,12 +9,14 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { auditTime, concatMap } from 'rxjs';
-import { EngineClient } from './actors/EngineClient.js';
 import { ControlPlane } from './actors/ControlPlane.js';
-import { Metrics } from './actors/metrics.js';
-import { WebHost } from './actors/WebHost.js';
-import { WebRtcGateway } from './actors/WebRtcGateway.js';
+import { EngineClient } from './actors/EngineClient.js';
+import { Metrics } from './actors/Metrics.js';
+import { prepareStateDir } from './actors/stateDir.js';
 import { ReportedFile, reportedPathFor, watchTwinFile } from './actors/twinFile.js';
+import { DEFAULT_ENGINE_POLICY, type EngineSupervisionPolicy } from './machines/engine.js';
+import { WebRtcGateway } from './web/WebRtcGateway.js';
+import { WebServers } from './web/WebServers.js';
 import { parseDesired, resolveDesired } from './config/desired.js';
 import { Redactor } from './config/redact.js';
 
@@ -34,7 +36,7 @@ IoT Edge: with IOTEDGE_WORKLOADURI (set by the IoT Edge runtime) or EdgeHubConne
 string; EdgeModuleCACertificateFile adds a CA) the module twin drives the module instead of a file.
   EVENTS_OUTPUT (events)      module output for pipeline state events
   REPORT_INTERVAL_MS (1000)   reported properties are coalesced over this window
-  STATE_DIR (<tmp>/gst-iotedge)  keeps the last applied desired document, run at start until the hub answers
+  STATE_DIR (<tmp>/gst-iotedge-state)  a private folder (0700) that keeps the last applied desired document, run at start until the hub answers
 
 Environment: LOG_LEVEL (info), GST_DEBUG (passed to GStreamer).`;
 
@@ -107,7 +109,12 @@ function runFromFile(plane: ControlPlane, logger: Logger, twinPath: string, repo
 
 /** IoT Edge mode: the module twin is the desired document; status goes to reported properties and outputs. */
 async function runFromHub(plane: ControlPlane, logger: Logger): Promise<() => Promise<void>> {
-  const stateDir = resolve(process.env.STATE_DIR ?? join(tmpdir(), 'gst-iotedge'));
+  const stateDir = resolve(process.env.STATE_DIR ?? join(tmpdir(), 'gst-iotedge-state'));
+  try {
+    await prepareStateDir(stateDir);
+  } catch (error) {
+    throw new StartupError(`STATE_DIR: ${(error as Error).message}`);
+  }
   logger.info({ event: 'started', mode: 'iothub', stateDir, pid: process.pid }, 'gst-iotedge connecting to IoT Hub for its module twin');
   // Loaded only here: the Azure SDK is a good part of start-up time, and file mode does not need it.
   const { IotHubConnection } = await import('./actors/IotHubConnection.js');
@@ -119,12 +126,38 @@ async function runFromHub(plane: ControlPlane, logger: Logger): Promise<() => Pr
   };
 }
 
+/** The engine supervision policy, with `ENGINE_HANG_TIMEOUT_MS` from the environment (a positive number of ms). */
+function enginePolicy(env: NodeJS.ProcessEnv): EngineSupervisionPolicy {
+  const raw = env.ENGINE_HANG_TIMEOUT_MS;
+  if (raw === undefined || raw === '') return DEFAULT_ENGINE_POLICY;
+  const hangTimeoutMs = Number(raw);
+  if (!Number.isFinite(hangTimeoutMs) || hangTimeoutMs < 100 || hangTimeoutMs > 3_600_000) {
+    throw new StartupError(`ENGINE_HANG_TIMEOUT_MS must be a number of milliseconds from 100 to 3600000, got "${raw}"`);
+  }
+  return { ...DEFAULT_ENGINE_POLICY, hangTimeoutMs };
+}
+
+/** A setting the module cannot start with: printed, exit code 2. */
+class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+/**
+ * The composition root: builds the engine, the control plane, metrics, the WebRTC gateway and the web servers,
+ * each handed only what it uses.
+ */
 async function run(twinPath: string | null, reportedPath: string | null): Promise<void> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { module: 'gst-iotedge' } });
-  const plane = new ControlPlane({ logger });
+  const policy = enginePolicy(process.env);
+  const engineLog = logger.child({ component: 'engine' });
+  let redact: (text: string) => string = (text) => text;
+  const engine = new EngineClient({ policy, onOutput: (line) => engineLog.info({ stream: 'gstreamer' }, redact(line)) });
+  const plane = new ControlPlane({ logger, engine });
+  redact = (text) => plane.redactor.redact(text);
   const metrics = new Metrics();
   metrics.observe(plane);
-  const web = new WebHost(plane, metrics, new WebRtcGateway(plane, metrics, logger), logger);
+  const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger });
+  const web = new WebServers({ applied$: plane.applied$, status$: plane.status$, metrics, webrtc: gateway, logger });
   plane.start();
   web.start();
   const useHub = iotHubConfigured(process.env);
@@ -181,7 +214,13 @@ async function main(): Promise<void> {
   }
   const twin = args.twin ?? process.env.TWIN_FILE;
   const reported = args.reported ?? process.env.REPORTED_FILE;
-  await run(twin ? resolve(twin) : null, reported ? resolve(reported) : null);
+  try {
+    await run(twin ? resolve(twin) : null, reported ? resolve(reported) : null);
+  } catch (error) {
+    if (!(error instanceof StartupError)) throw error;
+    console.error(`gst-iotedge: ${error.message}`);
+    process.exit(2);
+  }
 }
 
 void main();

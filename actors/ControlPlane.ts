@@ -1,24 +1,25 @@
 import type { Logger } from 'pino';
-import { BehaviorSubject, Subject } from 'rxjs';
+import { BehaviorSubject, filter, firstValueFrom, Subject, type Observable } from 'rxjs';
 import { createActor, fromPromise, waitFor } from 'xstate';
+import { displayHost } from '../config/defaults.js';
 import {
-  displayHost,
-  displayTemplate,
   parseDesired,
-  planSwap,
   resolveDesired,
   type ResolvedConfig,
   type ResolvedPipeline,
+  type ResolvedWebRtc,
   type RestartPolicy,
 } from '../config/desired.js';
 import { errorMessage, PipelineParseError } from '../config/errors.js';
-import { Redactor } from '../config/redact.js';
+import { maskUserinfo, Redactor } from '../config/redact.js';
+import type { EngineEvent, EngineStats, RtspConfig, SignalMessage, WebRtcMode, WebRtcPeerSpec } from '../ipc/protocol.js';
 import { configMachine, type ApplyInput, type ConfigActor, type ValidateInput } from '../machines/config.js';
-import { pipelineMachine, pipelineStateName, type PipelineActor } from '../machines/pipeline.js';
-import type { EngineSupervisionPolicy } from '../machines/engine.js';
-import type { EngineEvent, EngineStats, RtspConfig } from '../ipc/protocol.js';
-import { EngineClient } from './EngineClient.js';
-import { pipelineRunnerLogic } from './pipelineRunner.js';
+import type { EngineDeathCause } from '../machines/engine.js';
+import { pipelineMachine, pipelineStateName, STOP_MARGIN_MS, type PipelineActor } from '../machines/pipeline.js';
+import { pipelineChildren, pipelinesMachine, type PipelinesActor } from '../machines/pipelines.js';
+import { planSwap } from '../machines/swapPlan.js';
+import { EngineUnavailableError, type EngineStatus, type EngineStreamEvent, type MediaEngine } from './EngineClient.js';
+import { pipelineRunLogic } from './pipelineRunActor.js';
 
 /** Per pipeline, as reported. */
 export interface PipelineStatus {
@@ -44,23 +45,43 @@ export interface StatusDocument {
     at: string;
   };
   pipelines: Record<string, PipelineStatus>;
-  engine: { state: string; pid: number | null; restarts: number; lastError: string | null };
+  engine: EngineStatus;
   /** The RTSP server: bound port (null when it serves nothing) and viewers per mount. */
   rtsp: { port: number | null; error: string | null; mounts: Record<string, { viewers: number; bytesSent: number }> };
   /** WebRTC: the mode in use (null: off) and the peers alive in the engine. */
-  webrtc: { mode: 'shared' | 'per-viewer' | null; peers: number };
+  webrtc: { mode: WebRtcMode | null; peers: number };
 }
 
-/** What happened, for outputs that report events (IoT Hub output messages, the status page). */
+/** What happened, for outputs that report events (IoT Hub output messages, metrics, the status page). */
 export type ControlPlaneEvent =
   | { type: 'pipeline-state'; pipeline: string; state: string; restarts: number; lastError: string | null; at: string }
-  | { type: 'config'; sequence: number; status: 'applied' | 'rejected' | 'superseded'; version: number | null; error: string | null };
+  | { type: 'config'; sequence: number; status: 'applied' | 'rejected' | 'superseded'; version: number | null; error: string | null }
+  /** The media engine went down (it died, hung or failed to start); it is restarted with backoff. */
+  | { type: 'engine-down'; cause: EngineDeathCause | 'failed-to-start'; reason: string };
+
+/** Engine events that concern WebRTC peers, and `down` when the engine is gone. */
+export type WebRtcEngineEvent = Extract<EngineStreamEvent, { type: 'webrtc-signal' | 'webrtc-state' | 'down' }>;
+
+/**
+ * What the WebRTC gateway may do through the control plane: read the applied WebRTC settings, open, signal and
+ * close peers in the engine, and hear back from them. The engine itself stays the control plane's.
+ */
+export interface WebRtcPort {
+  /** The applied WebRTC settings; null until a config is applied. */
+  settings(): ResolvedWebRtc | null;
+  readonly events$: Observable<WebRtcEngineEvent>;
+  /** False when no engine is up to take it. */
+  open(spec: WebRtcPeerSpec): boolean;
+  signal(peer: string, signal: SignalMessage): void;
+  close(peer: string): void;
+}
 
 export interface ControlPlaneOptions {
   readonly logger: Logger;
+  /** The supervised media engine ({@link EngineClient}); the control plane starts and stops it. */
+  readonly engine: MediaEngine;
   /** Where `$VAR`s come from. */
   readonly env?: NodeJS.ProcessEnv;
-  readonly enginePolicy?: EngineSupervisionPolicy;
 }
 
 function iso(ms: number): string {
@@ -74,7 +95,8 @@ function iso(ms: number): string {
  */
 export class ControlPlane {
   readonly redactor = new Redactor();
-  readonly engine: EngineClient;
+  /** WebRTC peers in the engine, for the gateway. */
+  readonly webrtc: WebRtcPort;
   /** The status document, updated on every change. */
   readonly status$: BehaviorSubject<StatusDocument>;
   /** State changes and config outcomes, as they happen. */
@@ -85,9 +107,11 @@ export class ControlPlane {
   readonly stats$ = new BehaviorSubject<EngineStats | null>(null);
   readonly #logger: Logger;
   readonly #env: NodeJS.ProcessEnv;
+  /** The media engine: only the control plane talks to it. */
+  readonly #engine: MediaEngine;
   readonly #config: ConfigActor;
-  /** Running pipeline actors and the twin text they came from, by name. */
-  readonly #pipelines = new Map<string, { readonly actor: PipelineActor; readonly template: string }>();
+  /** The running pipelines, one child actor each. */
+  readonly #pipelines: PipelinesActor;
   /** Last logged state per pipeline, so a log line is written per change, not per snapshot. */
   readonly #lastLogged = new Map<string, string>();
   #configStatus: StatusDocument['config'] = {
@@ -108,30 +132,45 @@ export class ControlPlane {
   constructor(options: ControlPlaneOptions) {
     this.#logger = options.logger;
     this.#env = options.env ?? process.env;
+    this.#engine = options.engine;
     this.status$ = new BehaviorSubject<StatusDocument>(this.#buildStatus());
     const engineLog = this.#logger.child({ component: 'engine' });
-    this.engine = new EngineClient({
-      policy: options.enginePolicy,
-      hangTimeoutMs: this.#env.ENGINE_HANG_TIMEOUT_MS ? Number(this.#env.ENGINE_HANG_TIMEOUT_MS) : undefined,
-      onOutput: (line) => engineLog.info({ stream: 'gstreamer' }, this.redactor.redact(line)),
-    });
-    this.engine.events$.subscribe((event) => {
+    const engine = this.#engine;
+    engine.events$.subscribe((event) => {
       if (event.type === 'log') engineLog[event.level]({ pipeline: event.pipeline }, this.redactor.redact(event.msg));
       else if (event.type === 'rtsp') this.#onRtsp(event);
       else if (event.type === 'stats') this.#onStats(event.stats);
     });
-    this.engine.lifecycle$.subscribe((event) => {
+    engine.lifecycle$.subscribe((event) => {
       if (event.type === 'ready') {
         engineLog.info({ pid: event.pid, event: 'engine-ready' }, 'media engine ready');
-        if (this.#rtspConfig) this.engine.send({ type: 'rtsp', config: this.#rtspConfig });
-        for (const { actor } of this.#pipelines.values()) actor.send({ type: 'ENGINE_READY' });
+        if (this.#rtspConfig) engine.send({ type: 'rtsp', config: this.#rtspConfig });
+        this.#pipelines.send({ type: 'ENGINE_READY' });
       } else if (event.type === 'failedToStart') {
         engineLog.error({ event: 'engine-failed-to-start', reason: event.reason }, `media engine failed to start: ${event.reason}`);
+        this.events$.next({ type: 'engine-down', cause: 'failed-to-start', reason: event.reason });
       } else if (event.type === 'died') {
-        engineLog.error({ event: 'engine-died', reason: event.reason }, `media engine died: ${event.reason}`);
+        engineLog.error({ event: 'engine-died', reason: event.reason, cause: event.cause }, `media engine died: ${event.reason}`);
+        this.events$.next({ type: 'engine-down', cause: event.cause, reason: event.reason });
+      } else if (event.type === 'silent') {
+        engineLog.warn({ event: 'engine-silent', ms: event.ms }, `media engine silent for ${event.ms} ms: asking it once more before taking it as hung`);
+        return;
+      } else if (event.type === 'answered') {
+        engineLog.info({ event: 'engine-answered' }, 'media engine answered: it was slow, not hung');
+        return;
       }
       this.#publish();
     });
+    this.webrtc = {
+      settings: () => this.applied$.value?.webrtcResolved ?? null,
+      events$: engine.events$.pipe(
+        filter((e): e is WebRtcEngineEvent => e.type === 'webrtc-signal' || e.type === 'webrtc-state' || e.type === 'down'),
+      ),
+      open: (spec) => engine.send({ type: 'webrtc-open', spec }),
+      signal: (peer, signal) => void engine.send({ type: 'webrtc-signal', peer, signal }),
+      close: (peer) => void engine.send({ type: 'webrtc-close', peer }),
+    };
+    this.#pipelines = this.#createPipelines();
 
     this.#config = createActor(
       configMachine.provide({
@@ -162,7 +201,8 @@ export class ControlPlane {
   }
 
   start(): void {
-    this.engine.start();
+    this.#pipelines.start();
+    this.#engine.start();
     this.#config.start();
   }
 
@@ -181,11 +221,10 @@ export class ControlPlane {
     this.#reject(error, null, ++this.#sequence);
   }
 
-  /** Restarts one pipeline now; false if there is no such pipeline. */
+  /** Restarts one pipeline now (gracefully: EOS first); false if there is no such pipeline. */
   restartPipeline(name: string): boolean {
-    const entry = this.#pipelines.get(name);
-    if (!entry) return false;
-    entry.actor.send({ type: 'RESTART' });
+    if (!this.#pipeline(name)) return false;
+    this.#pipelines.send({ type: 'TO', name, command: { type: 'RESTART' } });
     return true;
   }
 
@@ -195,8 +234,8 @@ export class ControlPlane {
     this.#closing = true;
     this.#config.stop();
     // Stopped pipelines stay in the status, so the last reported document says how each one ended.
-    await Promise.all([...this.#pipelines.keys()].map((name) => this.#stopPipeline(name, false)));
-    await this.engine.shutdown();
+    await Promise.all([...pipelineChildren(this.#pipelines.getSnapshot()).keys()].map((name) => this.#stopPipeline(name, false)));
+    await this.#engine.shutdown();
     this.#publish();
   }
 
@@ -208,16 +247,37 @@ export class ControlPlane {
     this.#publish();
   }
 
+  /**
+   * Shape, environment, then GStreamer's parser for every pipeline that would start. An engine that is down is no
+   * verdict on the document: the check waits for the engine to be back and runs again.
+   */
   async #validate({ desired, applied }: ValidateInput): Promise<ResolvedConfig> {
     const next = resolveDesired(parseDesired(desired.document), this.#env);
     this.redactor.add(next.secrets);
     const { start } = planSwap(applied, next);
     const checks: Array<{ name: string; launch: string }> = [...start, ...next.extraLaunches];
     for (const { name, launch } of checks) {
-      const error = await this.engine.validate(launch);
+      let error: string | null;
+      for (;;) {
+        try {
+          error = await this.#engine.validate(launch);
+          break;
+        } catch (failure) {
+          if (!(failure instanceof EngineUnavailableError) || this.#closing) throw failure;
+          this.#logger.warn({ event: 'config-waiting-for-engine' }, `desired config waits for the media engine: ${errorMessage(failure)}`);
+          await this.#engineReady();
+        }
+      }
       if (error !== null) throw new PipelineParseError(name, this.redactor.redact(error));
     }
     return next;
+  }
+
+  /** Resolves at the engine's next `ready` (or at once if it is up), or when the control plane closes. */
+  async #engineReady(): Promise<void> {
+    const { state } = this.#engine.status();
+    if (state === 'starting' || state === 'running') return;
+    await firstValueFrom(this.#engine.lifecycle$.pipe(filter((e) => e.type === 'ready' || e.type === 'stopped')));
   }
 
   async #apply({ next, applied }: ApplyInput): Promise<void> {
@@ -225,68 +285,60 @@ export class ControlPlane {
     await Promise.all(plan.stop.map((name) => this.#stopPipeline(name, true)));
     if (JSON.stringify(next.rtspServer) !== JSON.stringify(this.#rtspConfig)) {
       this.#rtspConfig = next.rtspServer;
-      this.engine.send({ type: 'rtsp', config: next.rtspServer });
+      this.#engine.send({ type: 'rtsp', config: next.rtspServer });
     }
     for (const pipeline of plan.start) this.#spawnPipeline(pipeline, next.restartPolicy);
     this.#publish();
   }
 
+  /** The set of pipeline actors, each with a runner that starts its pipeline in the engine. */
+  #createPipelines(): PipelinesActor {
+    const runner = pipelineRunLogic(this.#engine, {
+      onWarning: (name, message, source) => this.#logger.warn({ pipeline: name, source }, this.redactor.redact(message)),
+      onError: (name, message, source, debug) =>
+        this.#logger.error({ pipeline: name, source, debug: debug === null ? null : this.redactor.redact(debug) }, this.redactor.redact(message)),
+    });
+    return createActor(pipelinesMachine.provide({ actors: { pipeline: pipelineMachine.provide({ actors: { runner } }) } }));
+  }
+
+  #pipeline(name: string): PipelineActor | undefined {
+    return pipelineChildren(this.#pipelines.getSnapshot()).get(name);
+  }
+
   #spawnPipeline(pipeline: ResolvedPipeline, policy: RestartPolicy): void {
     const log = this.#logger.child({ pipeline: pipeline.name });
-    const logic = pipelineMachine.provide({
-      actors: {
-        runner: pipelineRunnerLogic(this.engine, {
-          onWarning: (_name, message, source) => log.warn({ source }, this.redactor.redact(message)),
-          onError: (_name, message, source, debug) =>
-            log.error({ source, debug: debug === null ? null : this.redactor.redact(debug) }, this.redactor.redact(message)),
-        }),
-      },
-    });
-    const actor = createActor(logic, { input: { name: pipeline.name, launch: pipeline.launch, onEos: pipeline.onEos, policy } });
-    this.#pipelines.set(pipeline.name, { actor, template: pipeline.template });
-    actor.on('changed', () => {
+    const { name, launch, template, onEos } = pipeline;
+    // Spawned and started in one step: the first state change comes before `on` below could see it, and the
+    // status published at the end of the swap shows it.
+    this.#pipelines.send({ type: 'ADD', input: { name, launch, template, onEos, policy } });
+    const actor = this.#pipeline(name)!;
+    const announce = () => {
       const snapshot = actor.getSnapshot();
       const state = pipelineStateName(snapshot);
       const { restarts } = snapshot.context;
-      if (this.#lastLogged.get(pipeline.name) !== state) {
-        this.#lastLogged.set(pipeline.name, state);
+      if (this.#lastLogged.get(name) !== state) {
+        this.#lastLogged.set(name, state);
         const lastError = snapshot.context.lastError ? this.redactor.redact(snapshot.context.lastError.message) : null;
-        log.info(
-          {
-            event: 'pipeline-state',
-            state,
-            restarts,
-            lastError,
-            template: displayTemplate(pipeline.template),
-          },
-          `pipeline ${pipeline.name} ${state}`,
-        );
-        this.events$.next({
-          type: 'pipeline-state',
-          pipeline: pipeline.name,
-          state,
-          restarts,
-          lastError,
-          at: iso(Date.now()),
-        });
+        log.info({ event: 'pipeline-state', state, restarts, lastError, template: maskUserinfo(template) }, `pipeline ${name} ${state}`);
+        this.events$.next({ type: 'pipeline-state', pipeline: name, state, restarts, lastError, at: iso(Date.now()) });
       }
       this.#publish();
-    });
-    actor.start();
-    actor.send({ type: 'START' });
+    };
+    actor.on('changed', announce);
+    announce();
   }
 
   async #stopPipeline(name: string, forget: boolean): Promise<void> {
-    const actor = this.#pipelines.get(name)?.actor;
+    const actor = this.#pipeline(name);
     if (!actor) return;
-    actor.send({ type: 'STOP', graceful: true });
-    const limit = actor.getSnapshot().context.policy.stopTimeoutMs + 5_000;
+    this.#pipelines.send({ type: 'TO', name, command: { type: 'STOP', graceful: true } });
+    // The machine's own stop bound plus time for the engine to say so.
+    const limit = actor.getSnapshot().context.policy.stopTimeoutMs + 2 * STOP_MARGIN_MS;
     await waitFor(actor, (s) => s.matches('stopped'), { timeout: limit }).catch((error: unknown) => {
       this.#logger.warn({ pipeline: name }, `stop did not finish: ${errorMessage(error)}`);
     });
-    actor.stop();
     if (!forget) return;
-    this.#pipelines.delete(name);
+    this.#pipelines.send({ type: 'REMOVE', name });
     this.#lastLogged.delete(name);
   }
 
@@ -321,19 +373,21 @@ export class ControlPlane {
 
   #buildStatus(): StatusDocument {
     const pipelines: Record<string, PipelineStatus> = {};
-    for (const [name, { actor, template }] of this.#pipelines) {
+    // Before the constructor has made the pipeline set, there are none.
+    const children = this.#pipelines ? pipelineChildren(this.#pipelines.getSnapshot()) : new Map<string, PipelineActor>();
+    for (const [name, actor] of children) {
       const snapshot = actor.getSnapshot();
-      const { restarts, lastError, since } = snapshot.context;
+      const { restarts, lastError, since, template } = snapshot.context;
       pipelines[name] = {
         state: pipelineStateName(snapshot),
         since: iso(since),
         restarts,
         lastError: lastError ? this.redactor.redact(lastError.message) : null,
         lastErrorAt: lastError ? iso(lastError.at) : null,
-        pipeline: displayTemplate(template),
+        pipeline: maskUserinfo(template),
       };
     }
-    const engine = this.engine?.status() ?? { state: 'starting', pid: null, restarts: 0, lastError: null };
+    const engine = this.#engine.status();
     return {
       config: this.#configStatus,
       pipelines,

@@ -1,9 +1,8 @@
-import { Subject, filter, firstValueFrom, timeout } from 'rxjs';
+import { Subject, filter, firstValueFrom, timeout, type Observable } from 'rxjs';
 import { createActor } from 'xstate';
-import { EngineUnavailableError } from '../config/errors.js';
 import type { EngineCommand, EngineEvent } from '../ipc/protocol.js';
-import { engineMachine, type EngineActor, type EngineEmitted, type EngineSupervisionPolicy } from '../machines/engine.js';
-import { engineProcessLogic } from './engineProcess.js';
+import { engineMachine, engineStateName, type EngineActor, type EngineStateName, type EngineEmitted, type EngineSupervisionPolicy } from '../machines/engine.js';
+import { engineChildLogic } from './engineChildActor.js';
 
 /** Everything the engine says, plus `down` when the process is gone (so waiting parties stop waiting). */
 export type EngineStreamEvent = EngineEvent | { type: 'down'; reason: string };
@@ -13,15 +12,40 @@ export interface EngineClientOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** GStreamer's own output (stderr/stdout lines of the engine), for the owner to redact and log. */
   readonly onOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
-  /** Silence after which a ready engine counts as hung and is killed (default 10 s). */
-  readonly hangTimeoutMs?: number;
 }
 
 export interface EngineStatus {
-  readonly state: string;
+  readonly state: EngineStateName;
   readonly pid: number | null;
   readonly restarts: number;
   readonly lastError: string | null;
+}
+
+/** The media engine is not there to do what was asked (starting, restarting or shut down). */
+export class EngineUnavailableError extends Error {
+  override readonly name = 'EngineUnavailableError';
+}
+
+/** How long a `validate` waits for the engine (to be up, then to answer). */
+export const VALIDATE_TIMEOUT_MS = 15_000;
+
+/**
+ * What the control plane needs of a media engine: {@link EngineClient} is the real one (a supervised child
+ * process); unit tests give a fake.
+ */
+export interface MediaEngine {
+  /** Everything the engine says, plus `down` when the process is gone. */
+  readonly events$: Observable<EngineStreamEvent>;
+  /** Supervision: ready / failedToStart / died / stopped. */
+  readonly lifecycle$: Observable<EngineEmitted>;
+  start(): void;
+  /** Sends a command if an engine is up; returns whether it went out. */
+  send(command: EngineCommand): boolean;
+  /** Resolves null when GStreamer parses `launch`, or the parser's message; rejects with {@link EngineUnavailableError}. */
+  validate(launch: string): Promise<string | null>;
+  status(): EngineStatus;
+  /** Graceful shutdown; idempotent. */
+  shutdown(): Promise<void>;
 }
 
 /**
@@ -29,10 +53,10 @@ export interface EngineStatus {
  * engine events. Commands sent while the engine is down are dropped: the pipeline actors hear `down` and go
  * to backoff, and every `ready` brings them back.
  */
-export class EngineClient {
+export class EngineClient implements MediaEngine {
   /** Engine events, multicast. */
   readonly events$ = new Subject<EngineStreamEvent>();
-  /** Supervision lifecycle: ready / failedToStart / died / stopped. */
+  /** Supervision lifecycle: ready / failedToStart / died / stopped, and the hang watchdog's silent / answered. */
   readonly lifecycle$ = new Subject<EngineEmitted>();
   /** The supervising machine. */
   readonly #actor: EngineActor;
@@ -44,9 +68,8 @@ export class EngineClient {
   constructor(options: EngineClientOptions = {}) {
     const logic = engineMachine.provide({
       actors: {
-        process: engineProcessLogic({
+        process: engineChildLogic({
           env: options.env,
-          hangTimeoutMs: options.hangTimeoutMs,
           onEvent: (event) => this.events$.next(event),
           onOutput: options.onOutput ?? (() => undefined),
           onChannel: (send) => {
@@ -56,12 +79,13 @@ export class EngineClient {
       },
     });
     this.#actor = createActor(logic, { input: { policy: options.policy } });
-    for (const type of ['ready', 'failedToStart', 'died', 'stopped'] as const) {
+    for (const type of ['failedToStart', 'died', 'stopped'] as const) {
       this.#actor.on(type, (event) => {
-        if (type !== 'ready') this.events$.next({ type: 'down', reason: 'reason' in event ? event.reason : 'stopped' });
+        this.events$.next({ type: 'down', reason: 'reason' in event ? event.reason : 'stopped' });
         this.lifecycle$.next(event);
       });
     }
+    for (const type of ['ready', 'silent', 'answered'] as const) this.#actor.on(type, (event) => this.lifecycle$.next(event));
   }
 
   start(): void {
@@ -74,9 +98,7 @@ export class EngineClient {
 
   status(): EngineStatus {
     const snapshot = this.#actor.getSnapshot();
-    const value = snapshot.value;
-    const state = typeof value === 'string' ? value : Object.values(value)[0] as string;
-    return { state, pid: snapshot.context.pid, restarts: snapshot.context.restarts, lastError: snapshot.context.lastError };
+    return { state: engineStateName(snapshot), pid: snapshot.context.pid, restarts: snapshot.context.restarts, lastError: snapshot.context.lastError };
   }
 
   /** Sends a command if an engine is up; returns whether it went out. */
@@ -95,7 +117,7 @@ export class EngineClient {
   }
 
   /** Asks the engine whether GStreamer parses `launch`; resolves null when it does, or the parser's message. */
-  async validate(launch: string, timeoutMs = 15_000): Promise<string | null> {
+  async validate(launch: string, timeoutMs = VALIDATE_TIMEOUT_MS): Promise<string | null> {
     await this.whenReady(timeoutMs);
     const id = this.#nextId++;
     const reply = firstValueFrom(

@@ -1,12 +1,14 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import azureIotDevice from 'azure-iot-device';
 import type { DeviceMethodRequest, DeviceMethodResponse, ModuleClient as ModuleClientType, Twin } from 'azure-iot-device';
 import azureIotDeviceMqtt from 'azure-iot-device-mqtt';
 import type { Logger } from 'pino';
 import { auditTime, filter, firstValueFrom, Subject, type Subscription } from 'rxjs';
+import { createActor, fromPromise } from 'xstate';
+import { iotHubConnectionMachine, type IotHubConnectionActor } from '../machines/iotHubConnection.js';
 import type { ControlPlane, ControlPlaneEvent, StatusDocument } from './ControlPlane.js';
 import { applyPatch, reportedPatch } from './reportedPatch.js';
+import { StateFile } from './stateDir.js';
 
 // Both SDK packages are CommonJS: named ESM imports of them fail at run time.
 const { ModuleClient, Message, DeviceMethodResponse: MethodResponse } = azureIotDevice;
@@ -43,13 +45,13 @@ function connectionAdvice(error: unknown): string {
   return 'cannot reach IoT Hub';
 }
 
-/** The status document's keys: the part of reported properties this module owns (others are left alone). */
-const OWN_KEYS = ['config', 'pipelines', 'engine'] as const;
-
-/** Our part of the hub's reported properties, as plain JSON (the SDK's object also holds its `update` function). */
-function ownReported(reported: unknown): Record<string, unknown> {
+/**
+ * Our part of the hub's reported properties, as plain JSON (the SDK's object also holds its `update` function): the
+ * keys of the status document; others (another writer's) are left alone.
+ */
+function ownReported(reported: unknown, status: StatusDocument): Record<string, unknown> {
   const plain = JSON.parse(JSON.stringify(reported ?? {})) as Record<string, unknown>;
-  return Object.fromEntries(OWN_KEYS.filter((k) => k in plain).map((k) => [k, plain[k]]));
+  return Object.fromEntries(Object.keys(status).filter((k) => k in plain).map((k) => [k, plain[k]]));
 }
 
 class MethodError extends Error {
@@ -74,7 +76,10 @@ export class IotHubConnection {
   readonly #env: NodeJS.ProcessEnv;
   readonly #eventsOutput: string;
   readonly #reportIntervalMs: number;
-  readonly #statePath: string;
+  /** The last applied desired document, run at start until the hub answers. */
+  readonly #lastDesired: StateFile;
+  /** Connecting, connected and in sync, re-fetching, waiting to retry. */
+  readonly #connection: IotHubConnectionActor;
   readonly #maxEvents: number;
   readonly #eventWindowMs: number;
   /** The connected client, or null. */
@@ -88,8 +93,6 @@ export class IotHubConnection {
   /** Asks for a reported update now (after a reconnect). */
   readonly #reportNow = new Subject<void>();
   #reporting: Promise<void> = Promise.resolve();
-  #retryTimer: NodeJS.Timeout | null = null;
-  #attempt = 0;
   #closed = false;
   /** Output events in the current window, and those dropped since the last one sent. */
   #eventCount = 0;
@@ -102,19 +105,46 @@ export class IotHubConnection {
     this.#env = options.env ?? process.env;
     this.#eventsOutput = options.eventsOutput ?? this.#env.EVENTS_OUTPUT ?? 'events';
     this.#reportIntervalMs = options.reportIntervalMs ?? Number(this.#env.REPORT_INTERVAL_MS ?? 1_000);
-    this.#statePath = join(options.stateDir, 'last-desired.json');
+    this.#lastDesired = new StateFile(join(options.stateDir, 'last-desired.json'));
     this.#maxEvents = options.maxEvents ?? 20;
     this.#eventWindowMs = options.eventWindowMs ?? 10_000;
+    this.#connection = createActor(
+      iotHubConnectionMachine.provide({
+        actors: {
+          connect: fromPromise(() => this.#connect()),
+          fetchTwin: fromPromise(async () => {
+            await this.#twin?.get();
+          }),
+          disconnect: fromPromise(() => this.#disconnect()),
+        },
+      }),
+    );
+    this.#connection.on('synced', () => {
+      this.#applyTwin();
+      this.#reportNow.next();
+    });
+    this.#connection.on('connectFailed', ({ error, retryInMs }) => {
+      const text = this.#plane.redactor.redact(errorText(error));
+      this.#log.error(
+        { event: 'iothub-connect-failed', error: text, retryInMs },
+        `${connectionAdvice(error)} (${text}); keeping the pipelines as they are, retrying in ${retryInMs} ms`,
+      );
+    });
+    this.#connection.on('fetchFailed', ({ error, retryInMs }) => {
+      this.#log.warn({ event: 'iothub-fetch-failed', retryInMs }, `twin fetch after reconnect failed (${this.#plane.redactor.redact(errorText(error))}); retrying in ${retryInMs} ms`);
+    });
+    this.#connection.on('disconnected', () => this.#log.warn({ event: 'iothub-disconnected' }, 'disconnected from IoT Hub; pipelines keep running'));
   }
 
   /** Runs the cached desired document (if any) and starts connecting. */
   async start(): Promise<void> {
-    const cached = await readFile(this.#statePath, 'utf8').then(
-      (text) => JSON.parse(text) as unknown,
-      () => null,
-    );
+    const cached = await this.#lastDesired.read().catch((error: unknown) => {
+      // A corrupt cache (a crash mid-write on an old version, a full disk) costs the head start, nothing else.
+      this.#log.warn({ event: 'cached-desired-unreadable' }, `ignoring ${this.#lastDesired.path}: ${errorText(error)}`);
+      return null;
+    });
     if (cached !== null) {
-      this.#log.info({ event: 'cached-desired' }, `running the last applied desired document (${this.#statePath}) until IoT Hub answers`);
+      this.#log.info({ event: 'cached-desired' }, `running the last applied desired document (${this.#lastDesired.path}) until IoT Hub answers`);
       this.#plane.applyDesired(cached);
     }
     this.#subscriptions.push(
@@ -122,77 +152,62 @@ export class IotHubConnection {
       this.#plane.status$.pipe(auditTime(this.#reportIntervalMs)).subscribe((status) => this.#queueReport(status)),
       this.#reportNow.subscribe(() => this.#queueReport(this.#plane.status$.value)),
     );
-    void this.#connect();
+    this.#connection.start();
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    for (const s of this.#subscriptions) s.unsubscribe();
-    // A last report, so the hub shows the stopped state.
-    this.#queueReport(this.#plane.status$.value);
-    await this.#reporting;
-    await this.#client?.close().catch(() => undefined);
-    this.#client = null;
-  }
-
-  async #connect(): Promise<void> {
+  /** A last report (bounded by `timeoutMs`, so a hub that does not answer cannot hold up the exit), then disconnects. */
+  async close(timeoutMs = 2_000): Promise<void> {
     if (this.#closed) return;
+    this.#closed = true;
+    for (const s of this.#subscriptions) s.unsubscribe();
+    this.#queueReport(this.#plane.status$.value);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#reporting, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+    const done = new Promise<void>((resolve) => this.#connection.subscribe({ complete: resolve }));
+    this.#connection.send({ type: 'CLOSE' });
+    await done;
+    await this.#lastDesired.settled();
+  }
+
+  /** Opens a client and fetches the twin (the machine's `connect`); rejects on failure, leaving nothing open. */
+  async #connect(): Promise<void> {
     let client: ModuleClientType | null = null;
     try {
       client = await ModuleClient.fromEnvironment(Mqtt);
-      client.on('error', (error: Error) => this.#log.warn(`IoT Hub client error: ${errorText(error)}`));
-      client.on('disconnect', () => this.#onDisconnect(client!));
-      client.on('connect', () => this.#onReconnect(client!));
-      this.#answerUnknownMethods(client);
-      for (const name of DIRECT_METHODS) client.onMethod(name, (request, response) => void this.#onMethod(name, request!, response!));
-      await client.open();
-      const twin = await client.getTwin();
-      if (this.#closed) {
-        await client.close();
-        return;
-      }
-      this.#client = client;
+      const own = client;
+      own.on('error', (error: Error) => this.#log.warn(`IoT Hub client error: ${this.#plane.redactor.redact(errorText(error))}`));
+      own.on('disconnect', () => {
+        if (own === this.#client) this.#connection.send({ type: 'DISCONNECTED' });
+      });
+      own.on('connect', () => {
+        if (own !== this.#client || !this.#twin) return;
+        this.#log.info({ event: 'iothub-reconnected' }, 'reconnected to IoT Hub; fetching the twin again');
+        this.#connection.send({ type: 'RECONNECTED' });
+      });
+      this.#answerUnknownMethods(own);
+      for (const name of DIRECT_METHODS) own.onMethod(name, (request, response) => void this.#onMethod(name, request!, response!));
+      await own.open();
+      const twin = await own.getTwin();
+      this.#client = own;
       this.#twin = twin;
-      this.#attempt = 0;
-      this.#hubReported = ownReported(twin.properties.reported);
+      this.#hubReported = ownReported(twin.properties.reported, this.#plane.status$.value);
       this.#log.info({ event: 'iothub-connected' }, 'connected to IoT Hub; the module twin drives the pipelines');
-      twin.on('properties.desired', () => this.#applyTwin());
-      this.#reportNow.next();
+      // The SDK calls this at once with the whole document, then per patch (merged). Applied only while in sync.
+      twin.on('properties.desired', () => {
+        if (this.#connection.getSnapshot().matches({ connected: 'synced' })) this.#applyTwin();
+      });
     } catch (error) {
       await client?.close().catch(() => undefined);
-      this.#scheduleReconnect(error);
+      throw error;
     }
   }
 
-  #scheduleReconnect(error: unknown): void {
-    if (this.#closed) return;
-    const delay = Math.min(1_000 * 2 ** this.#attempt++, 60_000);
-    this.#log.error(
-      { event: 'iothub-connect-failed', error: this.#plane.redactor.redact(errorText(error)), retryInMs: delay },
-      `${connectionAdvice(error)} (${this.#plane.redactor.redact(errorText(error))}); keeping the pipelines as they are, retrying in ${delay} ms`,
-    );
-    this.#retryTimer = setTimeout(() => void this.#connect(), delay);
-  }
-
-  /** The SDK gave up on this connection (its retry policy ran out, or it was refused): start over. */
-  #onDisconnect(client: ModuleClientType): void {
-    if (client !== this.#client || this.#closed) return;
+  async #disconnect(): Promise<void> {
+    const client = this.#client;
     this.#client = null;
     this.#twin = null;
-    this.#log.warn({ event: 'iothub-disconnected' }, 'disconnected from IoT Hub; pipelines keep running');
-    void client.close().catch(() => undefined);
-    this.#scheduleReconnect(new Error('connection lost'));
-  }
-
-  /** The SDK reconnected by itself: fetch the twin again, or changes made while offline would be missed. */
-  #onReconnect(client: ModuleClientType): void {
-    if (client !== this.#client || !this.#twin) return;
-    this.#log.info({ event: 'iothub-reconnected' }, 'reconnected to IoT Hub; fetching the twin again');
-    this.#twin.get().then(
-      () => this.#reportNow.next(),
-      (error: unknown) => this.#log.warn(`twin fetch after reconnect failed: ${errorText(error)}`),
-    );
+    await client?.close().catch(() => undefined);
   }
 
   #applyTwin(): void {
@@ -207,20 +222,15 @@ export class IotHubConnection {
     if (event.type === 'config') {
       const document = this.#sent.get(event.sequence);
       this.#sent.delete(event.sequence);
-      if (event.status === 'applied' && document !== undefined) void this.#cache(document);
+      if (event.status === 'applied' && document !== undefined) this.#cache(document);
     }
     this.#sendEvent(event);
   }
 
-  async #cache(document: unknown): Promise<void> {
-    try {
-      await mkdir(join(this.#statePath, '..'), { recursive: true });
-      const temp = `${this.#statePath}.tmp`;
-      await writeFile(temp, JSON.stringify(document));
-      await rename(temp, this.#statePath);
-    } catch (error) {
-      this.#log.warn(`cannot keep the desired document in ${this.#statePath}: ${errorText(error)}`);
-    }
+  #cache(document: unknown): void {
+    this.#lastDesired.write(document).catch((error: unknown) => {
+      this.#log.warn(`cannot keep the desired document in ${this.#lastDesired.path}: ${errorText(error)}`);
+    });
   }
 
   #queueReport(status: StatusDocument): void {

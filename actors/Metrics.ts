@@ -1,10 +1,15 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Subscription } from 'rxjs';
+import type { Observable, Subscription } from 'rxjs';
 import type { EngineStats } from '../ipc/protocol.js';
-import type { ControlPlane } from './ControlPlane.js';
+import { PIPELINE_STATES } from '../machines/pipeline.js';
+import type { ControlPlaneEvent, StatusDocument } from './ControlPlane.js';
 
-/** Every state a pipeline can be in, so the state gauge has one series per state (1 for the current one). */
-export const PIPELINE_STATES = ['idle', 'starting', 'playing', 'stopping', 'backoff', 'ended', 'stopped'] as const;
+/** What the metrics follow: the control plane's observable side, nothing of its insides. */
+export interface MetricsSource {
+  readonly events$: Observable<ControlPlaneEvent>;
+  readonly status$: Observable<StatusDocument>;
+  readonly stats$: Observable<EngineStats | null>;
+}
 
 /** `gst-iotedge` -> `gst_iotedge`: a module name as a Prometheus metric prefix. */
 export function metricPrefix(moduleName: string): string {
@@ -66,9 +71,9 @@ export class Metrics {
     this.#streamFps = new Gauge({ name: `${p}_stream_fps`, help: 'Buffers per second through each named appsink, over the last second', labelNames: ['stream'], registers });
     this.#rtspViewers = new Gauge({ name: `${p}_rtsp_viewers`, help: 'RTSP sessions playing, per mount', labelNames: ['mount'], registers });
     this.#rtspBytes = new Counter({ name: `${p}_rtsp_bytes_sent_total`, help: 'RTP bytes sent to RTSP viewers, per mount', labelNames: ['mount'], registers });
-    this.#webrtcPeers = new Gauge({ name: `${p}_webrtc_peers`, help: 'Connected WebRTC peers', registers });
+    this.#webrtcPeers = new Gauge({ name: `${p}_webrtc_peers`, help: 'WebRTC peers alive in the media engine', registers });
     this.#twinUpdates = new Counter({ name: `${p}_twin_updates_total`, help: 'Desired documents applied or rejected', labelNames: ['result'], registers });
-    this.#engineRestarts = new Counter({ name: `${p}_engine_restarts_total`, help: 'Media engine restarts, by why it went down', labelNames: ['reason'], registers });
+    this.#engineRestarts = new Counter({ name: `${p}_engine_restarts_total`, help: 'Media engine restarts, by why it went down (exited, hung, failed_to_start)', labelNames: ['reason'], registers });
     this.#engineUp = new Gauge({ name: `${p}_engine_up`, help: '1 while the media engine process is up', registers });
     this.#httpRequests = new Counter({ name: `${p}_http_requests_total`, help: 'HTTP requests served', labelNames: ['method', 'route', 'status'], registers });
     this.#webrtcPeers.set(0);
@@ -77,7 +82,7 @@ export class Metrics {
   }
 
   /** Follows a control plane until {@link close}. */
-  observe(plane: ControlPlane): void {
+  observe(plane: MetricsSource): void {
     this.#subscriptions.push(
       plane.events$.subscribe((event) => {
         if (event.type === 'config' && event.status !== 'superseded') this.#twinUpdates.inc({ result: event.status });
@@ -85,6 +90,7 @@ export class Metrics {
           if (event.state === 'backoff') this.#errors.inc({ pipeline: event.pipeline });
           if (event.state === 'starting' && event.restarts > 0) this.#restarts.inc({ pipeline: event.pipeline });
         }
+        if (event.type === 'engine-down') this.#engineRestarts.inc({ reason: event.cause.replaceAll('-', '_') });
       }),
       plane.status$.subscribe((status) => {
         const seen = new Set(Object.keys(status.pipelines));
@@ -96,20 +102,14 @@ export class Metrics {
           for (const state of PIPELINE_STATES) this.#pipelineState.set({ pipeline: name, state }, pipeline.state === state ? 1 : 0);
         }
         this.#engineUp.set(status.engine.state === 'running' ? 1 : 0);
+        this.#webrtcPeers.set(status.webrtc.peers);
       }),
       plane.stats$.subscribe((stats) => stats && this.#onStats(stats)),
-      plane.engine.lifecycle$.subscribe((event) => {
-        if (event.type === 'died' || event.type === 'failedToStart') this.#engineRestarts.inc({ reason: event.type === 'died' ? 'died' : 'failed_to_start' });
-      }),
     );
   }
 
   observeHttp(method: string, route: string, status: number): void {
     this.#httpRequests.inc({ method, route, status: String(status) });
-  }
-
-  setWebRtcPeers(count: number): void {
-    this.#webrtcPeers.set(count);
   }
 
   close(): void {

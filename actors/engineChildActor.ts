@@ -4,11 +4,11 @@ import { fromCallback } from 'xstate';
 import { isEngineEvent, type EngineCommand, type EngineEvent } from '../ipc/protocol.js';
 import type { EngineProcessCommand, EngineProcessEvent } from '../machines/engine.js';
 
-/** The compiled engine entry point (this file is dist/actors/engineProcess.js). */
+/** The compiled engine entry point (this file is dist/actors/engineChildActor.js). */
 export const ENGINE_ENTRY = new URL('../media/engine.js', import.meta.url);
 
 /** How the process actor talks to its owner: engine events out, and a way to send commands in. */
-export interface EngineProcessHooks {
+export interface EngineChildHooks {
   /** Every event from the engine, `ready` included. */
   onEvent(event: EngineEvent): void;
   /** A line the engine wrote on stdout/stderr (GStreamer's own logging, GST_DEBUG): the owner redacts it. */
@@ -17,18 +17,16 @@ export interface EngineProcessHooks {
   onChannel(send: ((command: EngineCommand) => void) | null): void;
   /** Extra environment for the engine. */
   env?: NodeJS.ProcessEnv;
-  /** A ready engine that sends nothing (it reports every second) for this long is hung: it is killed. */
-  hangTimeoutMs?: number;
 }
 
-/** The engine reports stats every second; this much silence means its main thread is stuck. */
-export const DEFAULT_HANG_TIMEOUT_MS = 10_000;
+/** HEARD goes to the machine at most this often: one event per IPC message would be wasted work. */
+const HEARD_EVERY_MS = 250;
 
 /**
  * The media engine as an actor: forks it, reports READY and EXIT to the engine machine, relays IPC to the hooks.
  * Stopping the actor kills the process (the machine asks for a graceful SHUTDOWN before that).
  */
-export function engineProcessLogic(hooks: EngineProcessHooks) {
+export function engineChildLogic(hooks: EngineChildHooks) {
   return fromCallback<EngineProcessCommand>(({ sendBack, receive }) => {
     let exited = false;
     const child: ChildProcess = fork(ENGINE_ENTRY, [], {
@@ -49,21 +47,16 @@ export function engineProcessLogic(hooks: EngineProcessHooks) {
       const source = child[stream];
       if (source) createInterface({ input: source }).on('line', (line) => hooks.onOutput(line, stream));
     }
-    let lastHeard = Date.now();
-    let ready = false;
-    const hangTimeoutMs = hooks.hangTimeoutMs ?? DEFAULT_HANG_TIMEOUT_MS;
-    // A deadlock in GStreamer or node-gtk leaves the process alive but deaf: only silence tells.
-    const watchdog = setInterval(() => {
-      if (ready && !exited && Date.now() - lastHeard > hangTimeoutMs) {
-        hooks.onOutput(`media engine sent nothing for ${hangTimeoutMs} ms: killing it (hung)`, 'stderr');
-        child.kill('SIGKILL');
-      }
-    }, Math.min(1_000, hangTimeoutMs / 2));
+    // Liveness for the machine's hang watchdog: any message is a sign of life.
+    let lastHeard = 0;
     child.on('message', (message: unknown) => {
-      lastHeard = Date.now();
+      const now = Date.now();
+      if (now - lastHeard >= HEARD_EVERY_MS) {
+        lastHeard = now;
+        sendBack({ type: 'HEARD' } satisfies EngineProcessEvent);
+      }
       if (!isEngineEvent(message)) return;
       if (message.type === 'ready') {
-        ready = true;
         hooks.onChannel(send);
         sendBack({ type: 'READY', pid: message.pid } satisfies EngineProcessEvent);
       }
@@ -74,15 +67,14 @@ export function engineProcessLogic(hooks: EngineProcessHooks) {
     });
     child.on('exit', (code, signal) => {
       exited = true;
-      clearInterval(watchdog);
       hooks.onChannel(null);
       sendBack({ type: 'EXIT', code, signal } satisfies EngineProcessEvent);
     });
     receive((command) => {
       if (command.type === 'SHUTDOWN') send({ type: 'shutdown', timeoutMs: command.timeoutMs });
+      else if (command.type === 'PING') send({ type: 'ping' });
     });
     return () => {
-      clearInterval(watchdog);
       hooks.onChannel(null);
       if (!exited) child.kill('SIGKILL');
     };

@@ -1,7 +1,7 @@
 import { filter } from 'rxjs';
 import { fromCallback } from 'xstate';
 import type { PipelineRunInput, PipelineRunnerCommand, PipelineRunnerEvent } from '../machines/pipeline.js';
-import type { EngineClient } from './EngineClient.js';
+import type { MediaEngine } from './EngineClient.js';
 
 /** Numbers runs across the whole control plane, so an event of an older run is never taken for a newer one. */
 let lastRun = 0;
@@ -16,7 +16,7 @@ export interface RunnerHooks {
  * One run of one pipeline, as an actor for the pipeline machine: starts it in the engine, turns the engine's
  * events for this run into machine events, and stops it (hard) when the machine leaves `active`.
  */
-export function pipelineRunnerLogic(engine: EngineClient, hooks: RunnerHooks) {
+export function pipelineRunLogic(engine: MediaEngine, hooks: RunnerHooks) {
   return fromCallback<PipelineRunnerCommand, PipelineRunInput>(({ input, sendBack, receive }) => {
     const run = ++lastRun;
     const { name } = input;

@@ -18,7 +18,7 @@ import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWebServer } from '../actors/webServer.js';
+import { startWebApp } from '../web/app.js';
 
 const SECONDS = Number(process.env.SECONDS ?? 3);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -224,7 +224,7 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === 'serve') {
   const cacheBytes = process.argv[4] ? Number(process.argv[4]) : undefined;
-  const { app } = await startWebServer({ host: '127.0.0.1', port: 0, mediaRoot: process.argv[3]!, mediaCacheBytes: cacheBytes, logger: false });
+  const { app } = await startWebApp({ host: '127.0.0.1', port: 0, mediaRoot: process.argv[3]!, mediaCacheBytes: cacheBytes, logger: false });
   process.send!((app.server.address() as { port: number }).port);
   process.once('SIGTERM', () => void app.close().then(() => process.exit(0)));
 } else {

@@ -1,8 +1,8 @@
 import { ConfigError } from './errors.js';
 import { expand } from './expand.js';
 import { shellQuotesToGst } from './launch.js';
-import { maskUserinfo } from './redact.js';
-import type { RtspConfig } from '../ipc/protocol.js';
+import type { RtspConfig, WebRtcMode } from '../ipc/protocol.js';
+import { ANY_ADDRESS, DEFAULT_HTTP, DEFAULT_METRICS, DEFAULT_RESTART_POLICY, DEFAULT_RTSP, DEFAULT_WEBRTC } from './defaults.js';
 
 /** What to do when a pipeline ends with EOS on its own: a camera that hangs up ends the stream too. */
 export type EosPolicy = 'restart' | 'stop';
@@ -21,13 +21,6 @@ export interface RestartPolicy {
   readonly stableAfterMs: number;
 }
 
-export const DEFAULT_RESTART_POLICY: RestartPolicy = {
-  initialDelayMs: 500,
-  maxDelayMs: 30_000,
-  startTimeoutMs: 15_000,
-  stopTimeoutMs: 5_000,
-  stableAfterMs: 10_000,
-};
 
 /** One pipeline as the twin describes it, before environment expansion. */
 export interface PipelineSpec {
@@ -46,7 +39,6 @@ export interface RtspSettings {
   readonly mounts: ReadonlyArray<{ readonly path: string; readonly template: string }>;
 }
 
-export const DEFAULT_RTSP_PORT = 8554;
 /** The seed's mount for `rtsp_pipeline`. */
 export const PLAYER_MOUNT = '/player';
 
@@ -68,7 +60,7 @@ export interface MetricsSettings {
 /** WebRTC playback (twin key `webrtc`, all optional). */
 export interface WebRtcSettings {
   /** null: per-viewer when `webrtc_pipeline` is set, shared when the main pipeline has `appsink name=video`. */
-  readonly mode: 'shared' | 'per-viewer' | null;
+  readonly mode: WebRtcMode | null;
   readonly maxPeers: number;
   readonly negotiationTimeoutMs: number;
   readonly stunServer: string | null;
@@ -81,12 +73,10 @@ export interface WebRtcSettings {
 /** WebRTC as the gateway and the engine use it: mode decided, templates expanded. */
 export interface ResolvedWebRtc extends Omit<WebRtcSettings, 'mode'> {
   /** null: WebRTC is off (no webrtc_pipeline and no video appsink to share). */
-  readonly mode: 'shared' | 'per-viewer' | null;
+  readonly mode: WebRtcMode | null;
   readonly launch: string | null;
 }
 
-export const DEFAULT_HTTP_PORT = 8000;
-export const DEFAULT_METRICS_PORT = 9600;
 
 /** A desired document, checked for shape. */
 export interface DesiredConfig {
@@ -204,7 +194,7 @@ function restartPolicyOf(value: unknown): RestartPolicy {
 function rtspSettingsOf(value: unknown, rtspPipeline: string | null): RtspSettings {
   if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('rtsp must be an object');
   const settings = (value ?? {}) as Record<string, unknown>;
-  const port = portOf(settings.port, DEFAULT_RTSP_PORT, 'rtsp.port');
+  const port = portOf(settings.port, DEFAULT_RTSP.port, 'rtsp.port');
   const address = addressOf(settings.address, 'rtsp.address');
   const mounts: Array<{ path: string; template: string }> = [];
   if (rtspPipeline) mounts.push({ path: PLAYER_MOUNT, template: rtspPipeline });
@@ -228,13 +218,9 @@ function portOf(value: unknown, fallback: number, where: string): number {
   return port;
 }
 
-/** How to show a listening address in a URL to copy: a wildcard address is reached as localhost. */
-export function displayHost(address: string): string {
-  return address === '0.0.0.0' || address === '::' ? 'localhost' : address;
-}
 
 function addressOf(value: unknown, where: string): string {
-  const address = value ?? '0.0.0.0';
+  const address = value ?? ANY_ADDRESS;
   if (typeof address !== 'string' || address === '') throw new ConfigError(`${where} must be an IP address`);
   return address;
 }
@@ -242,16 +228,16 @@ function addressOf(value: unknown, where: string): string {
 function httpSettingsOf(value: unknown, enabled: boolean): HttpSettings {
   if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('http must be an object');
   const settings = (value ?? {}) as Record<string, unknown>;
-  const mediaRoot = settings.media_root ?? '/tmp';
+  const mediaRoot = settings.media_root ?? DEFAULT_HTTP.mediaRoot;
   // Absolute, or starting with a variable ($MEDIA_ROOT), checked again once expanded.
   if (typeof mediaRoot !== 'string' || !/^[/$]/.test(mediaRoot)) throw new ConfigError('http.media_root must be an absolute folder path');
-  return { enabled, port: portOf(settings.port, DEFAULT_HTTP_PORT, 'http.port'), address: addressOf(settings.address, 'http.address'), mediaRoot };
+  return { enabled, port: portOf(settings.port, DEFAULT_HTTP.port, 'http.port'), address: addressOf(settings.address, 'http.address'), mediaRoot };
 }
 
 function metricsSettingsOf(value: unknown): MetricsSettings {
   if (value !== undefined && value !== null && !isObject(value)) throw new ConfigError('metrics must be an object');
   const settings = (value ?? {}) as Record<string, unknown>;
-  const port = settings.port === null ? null : portOf(settings.port, DEFAULT_METRICS_PORT, 'metrics.port');
+  const port = settings.port === null ? null : portOf(settings.port, DEFAULT_METRICS.port, 'metrics.port');
   return { port, address: addressOf(settings.address, 'metrics.address') };
 }
 
@@ -277,8 +263,8 @@ function webrtcSettingsOf(value: unknown): WebRtcSettings {
   }
   return {
     mode,
-    maxPeers: number('max_peers', 10, 1000),
-    negotiationTimeoutMs: number('negotiation_timeout_ms', 15_000, 600_000),
+    maxPeers: number('max_peers', DEFAULT_WEBRTC.maxPeers, 1000),
+    negotiationTimeoutMs: number('negotiation_timeout_ms', DEFAULT_WEBRTC.negotiationTimeoutMs, 600_000),
     stunServer: stun,
     turnServers: turn as string[],
     advertisedHost: advertised,
@@ -371,39 +357,4 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv): R
     turnServers: config.webrtc.turnServers.map((t, i) => expandInto(t, `webrtc.turn_servers[${i}]`)),
   };
   return { ...config, http: { ...config.http, mediaRoot }, pipelines, extraLaunches, secrets, rtspServer, webrtcResolved };
-}
-
-/** What a swap has to do: pipelines to stop (changed or gone) and to start (changed or new); the rest is left alone. */
-export interface SwapPlan {
-  readonly stop: readonly string[];
-  readonly start: readonly ResolvedPipeline[];
-  readonly keep: readonly string[];
-}
-
-function samePipeline(a: ResolvedPipeline, b: ResolvedPipeline): boolean {
-  return a.launch === b.launch && a.onEos === b.onEos;
-}
-
-/** Compares the running config with a new one; a restart policy change alone restarts nothing. */
-export function planSwap(current: ResolvedConfig | null, next: ResolvedConfig): SwapPlan {
-  const before = new Map((current?.pipelines ?? []).map((p) => [p.name, p]));
-  const after = new Map(next.pipelines.map((p) => [p.name, p]));
-  const stop: string[] = [];
-  const start: ResolvedPipeline[] = [];
-  const keep: string[] = [];
-  for (const [name, old] of before) {
-    const now = after.get(name);
-    if (!now) stop.push(name);
-    else if (!samePipeline(old, now)) {
-      stop.push(name);
-      start.push(now);
-    } else keep.push(name);
-  }
-  for (const [name, now] of after) if (!before.has(name)) start.push(now);
-  return { stop, start, keep };
-}
-
-/** The template as it may be shown (logs, reported): variables unexpanded and literal URI userinfo masked. */
-export function displayTemplate(template: string): string {
-  return maskUserinfo(template);
 }

@@ -18,8 +18,3 @@ export class PipelineParseError extends Error {
     super(`${pipeline}: ${message}`);
   }
 }
-
-/** The media engine is not there to do what was asked (starting, restarting or shut down). */
-export class EngineUnavailableError extends Error {
-  override readonly name = 'EngineUnavailableError';
-}

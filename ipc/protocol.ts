@@ -1,3 +1,5 @@
+import type { SignalMessage } from './signalling.js';
+
 /**
  * The one message protocol between the control plane and the media engine child process (fork IPC).
  * Both sides import these types; media never crosses this channel, only commands, state and text.
@@ -18,8 +20,7 @@ export interface RtspConfig {
 /** One WebRTC viewer's peer as the engine builds it. */
 export interface WebRtcPeerSpec {
   readonly peer: string;
-  /** shared: fed from the main pipeline's `video` appsink (one encode); per-viewer: its own `webrtc_pipeline`. */
-  readonly mode: 'shared' | 'per-viewer';
+  readonly mode: WebRtcMode;
   /** Expanded `webrtc_pipeline` (per-viewer mode). */
   readonly launch: string | null;
   readonly stunServer: string | null;
@@ -29,10 +30,19 @@ export interface WebRtcPeerSpec {
   readonly offer: string | null;
 }
 
-/** Signalling messages as the seed's page exchanges them. */
-export type SignalMessage =
-  | { readonly sdp: { readonly type: 'offer' | 'answer'; readonly sdp: string } }
-  | { readonly ice: { readonly candidate: string; readonly sdpMLineIndex: number; readonly sdpMid?: string | null } };
+export type { SignalMessage } from './signalling.js';
+
+/**
+ * `per-viewer`: the twin's `webrtc_pipeline` is parsed for each viewer (one encode each, as the original does).
+ * `shared`: each viewer reads the main pipeline's `video` samples from the sample hub, so viewers cost one encode.
+ */
+export type WebRtcMode = 'per-viewer' | 'shared';
+
+/**
+ * Where a viewer's peer is in the engine. `failed` has already released the pipeline (its reason goes with it);
+ * `closed` is last and comes once, after the pipeline's NULL, also after `failed`.
+ */
+export type WebRtcPeerState = 'connecting' | 'negotiating' | 'connected' | 'failed' | 'closed';
 
 /** Counters the engine sends every second (metrics, status). */
 export interface EngineStats {
@@ -53,7 +63,9 @@ export type EngineCommand =
   | { type: 'webrtc-open'; spec: WebRtcPeerSpec }
   | { type: 'webrtc-signal'; peer: string; signal: SignalMessage }
   | { type: 'webrtc-close'; peer: string }
-  | { type: 'shutdown'; timeoutMs: number };
+  | { type: 'shutdown'; timeoutMs: number }
+  /** Are you there? Answered with `pong` at once (the hang watchdog asks when the engine has been silent). */
+  | { type: 'ping' };
 
 /** Engine -> control plane. */
 export type EngineEvent =
@@ -68,7 +80,8 @@ export type EngineEvent =
   | { type: 'rtsp'; port: number | null; mounts: string[]; error: string | null }
   | { type: 'stats'; stats: EngineStats }
   | { type: 'webrtc-signal'; peer: string; signal: SignalMessage }
-  | { type: 'webrtc-state'; peer: string; state: 'connecting' | 'negotiating' | 'connected' | 'failed' | 'closed'; reason: string | null }
+  | { type: 'webrtc-state'; peer: string; state: WebRtcPeerState; reason: string | null }
+  | { type: 'pong' }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; pipeline?: string };
 
 /** Type guard for messages arriving on the IPC channel (the other side is our own code, but a bug there must not crash this side). */

@@ -1,7 +1,7 @@
 /**
- * The WebRTC signalling messages of the original module (one JSON object per websocket message), checked before
- * anything reaches webrtcbin, and the SDP fix-up browsers need for H.264. Pure functions: no node-gtk here, so
- * the control plane can validate a viewer's message before relaying it to the engine.
+ * The WebRTC signalling messages of the original module (one JSON object per websocket message): their types, which
+ * the IPC protocol carries, and the check every viewer's message passes before anything reaches webrtcbin. Pure
+ * functions: the control plane validates a viewer's message before relaying it to the engine.
  */
 
 /** Largest signalling message accepted, in UTF-8 bytes. Browser answers are 2-10 KB; 64 KiB leaves room. */
@@ -33,10 +33,10 @@ export interface IceSignal {
 }
 
 /** Any signalling message, in either direction. */
-export type Signal = SdpSignal | IceSignal;
+export type SignalMessage = SdpSignal | IceSignal;
 
 /** What {@link parseSignal} returns: the message, or why it was refused. */
-export type ParseSignalResult = { readonly ok: true; readonly msg: Signal } | { readonly ok: false; readonly reason: string };
+export type ParseSignalResult = { readonly ok: true; readonly msg: SignalMessage } | { readonly ok: false; readonly reason: string };
 
 type Json = Record<string, unknown>;
 
@@ -126,62 +126,4 @@ export function parseSignal(text: string): ParseSignalResult {
     return refuse(`message must have exactly one field, "sdp" or "ice" (got ${keys.length === 0 ? 'none' : keys.map((k) => JSON.stringify(k)).join(', ')})`);
   }
   return keys[0] === 'sdp' ? parseSdp(value.sdp) : parseIce(value.ice);
-}
-
-/** The H.264 profile browsers all decode: constrained baseline, level 3.1. */
-export const H264_BROWSER_PROFILE_LEVEL_ID = '42e01f';
-
-/**
- * Makes every H.264 payload type in an SDP carry `profile-level-id=42e01f;packetization-mode=1` (and
- * `level-asymmetry-allowed=1`), which Firefox and Safari need to accept it. webrtcbin writes the fmtp from the
- * caps it knows: none until the payloader has seen the stream, and a level such as `42c015` from the encoder's
- * SPS. Constrained-baseline (and baseline) ids are rewritten to `42e01f`; a main or high profile id is left as is,
- * since claiming baseline for it would be a lie a decoder could act on. Line endings are kept.
- *
- * @example
- * ensureH264Fmtp('v=0\r\n...a=rtpmap:96 H264/90000\r\n') // adds "a=fmtp:96 profile-level-id=42e01f;..."
- */
-export function ensureH264Fmtp(sdp: string): string {
-  const eol = sdp.includes('\r\n') ? '\r\n' : '\n';
-  const lines = sdp.split(/\r?\n/);
-  const h264 = new Set<string>();
-  for (const line of lines) {
-    const match = /^a=rtpmap:(\d+) H264\/90000/i.exec(line);
-    if (match) h264.add(match[1]!);
-  }
-  if (h264.size === 0) return sdp;
-  const withFmtp = new Set<string>();
-  const patched = lines.map((line) => {
-    const match = /^a=fmtp:(\d+) ?(.*)$/.exec(line);
-    if (!match || !h264.has(match[1]!)) return line;
-    withFmtp.add(match[1]!);
-    return `a=fmtp:${match[1]} ${patchH264Parameters(match[2]!)}`;
-  });
-  // A payload type without an fmtp line gets one right after its rtpmap line.
-  const result: string[] = [];
-  for (const line of patched) {
-    result.push(line);
-    const match = /^a=rtpmap:(\d+) H264\/90000/i.exec(line);
-    if (match && !withFmtp.has(match[1]!)) result.push(`a=fmtp:${match[1]} ${patchH264Parameters('')}`);
-  }
-  return result.join(eol);
-}
-
-/** `packetization-mode=1;profile-level-id=...` with the browser-safe values filled in (order kept). */
-function patchH264Parameters(parameters: string): string {
-  const entries = parameters
-    .split(';')
-    .map((p) => p.trim())
-    .filter((p) => p !== '')
-    .map((p) => {
-      const at = p.indexOf('=');
-      return at < 0 ? ([p, null] as const) : ([p.slice(0, at), p.slice(at + 1)] as const);
-    });
-  const out = new Map<string, string | null>(entries);
-  const profile = out.get('profile-level-id');
-  // profile_idc 0x42 is baseline; all constrained-baseline streams are decodable as 42e01f by every browser.
-  if (!profile || /^42[0-9a-f]{4}$/i.test(profile)) out.set('profile-level-id', H264_BROWSER_PROFILE_LEVEL_ID);
-  if (!out.has('packetization-mode')) out.set('packetization-mode', '1');
-  if (!out.has('level-asymmetry-allowed')) out.set('level-asymmetry-allowed', '1');
-  return [...out].map(([k, v]) => (v === null ? k : `${k}=${v}`)).join(';');
 }

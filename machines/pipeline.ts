@@ -1,5 +1,6 @@
 import { assign, emit, fromCallback, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 import type { EosPolicy, RestartPolicy } from '../config/desired.js';
+import { backoffDelay } from './backoff.js';
 
 /** What the runner actor is given: one run of one pipeline. */
 export interface PipelineRunInput {
@@ -22,7 +23,7 @@ export type PipelineRunnerCommand = { type: 'STOP'; graceful: boolean };
 export type PipelineCommand =
   | { type: 'START' }
   | { type: 'STOP'; graceful?: boolean }
-  /** Restart now: skips a pending backoff delay, or stops and starts a running pipeline. */
+  /** Restart now: skips a pending backoff delay, or stops a running pipeline gracefully (EOS) and starts it again. */
   | { type: 'RESTART' }
   /** The media engine is (back) up: a pipeline waiting in backoff need not wait any longer. */
   | { type: 'ENGINE_READY' };
@@ -32,8 +33,12 @@ export type PipelineEvent = PipelineCommand | PipelineRunnerEvent;
 export interface PipelineInput {
   readonly name: string;
   readonly launch: string;
+  /** The twin's text, variables unexpanded: the only form that is shown. */
+  readonly template: string;
   readonly onEos: EosPolicy;
   readonly policy: RestartPolicy;
+  /** The wall clock for `since` and error times (tests give the simulated clock's); default `Date.now`. */
+  readonly now?: () => number;
 }
 
 export interface PipelineContext extends PipelineInput {
@@ -44,16 +49,23 @@ export interface PipelineContext extends PipelineInput {
   lastError: { message: string; at: number } | null;
   /** When the current state was entered (ms since epoch). */
   since: number;
-  /** Set when a stop was asked for while starting, so the runner is told once the pipeline exists. */
+  /** Whether the stop under way lets the pipeline finish with EOS (muxers finalise their files) or ends it now. */
   gracefulStop: boolean;
+  /** The stop under way is a RESTART: start again once stopped. */
+  restartAfterStop: boolean;
 }
 
 /** Emitted for observers (metrics, reported properties, logs) on every state change. */
 export type PipelineEmitted = { type: 'changed' };
 
-/** The backoff delay before restart number `attempt + 1`: doubling from the initial delay up to the cap. */
-export function backoffDelay(policy: RestartPolicy, attempt: number): number {
-  return Math.min(policy.initialDelayMs * 2 ** Math.min(attempt, 30), policy.maxDelayMs);
+/**
+ * How much longer than the engine's own bounded EOS wait the machine waits for STOPPED: the engine gives up on EOS
+ * after `stopTimeoutMs`, then needs a moment for NULL and the IPC round trip.
+ */
+export const STOP_MARGIN_MS = 2_000;
+
+function now(context: PipelineContext): number {
+  return (context.now ?? Date.now)();
 }
 
 /**
@@ -74,23 +86,23 @@ export const pipelineMachine = setup({
   delays: {
     backoff: ({ context }) => backoffDelay(context.policy, context.attempt),
     startTimeout: ({ context }) => context.policy.startTimeoutMs,
-    // The engine bounds the EOS wait itself; this is the control plane's own limit on top.
-    stopTimeout: ({ context }) => context.policy.stopTimeoutMs + 2_000,
+    stopTimeout: ({ context }) => context.policy.stopTimeoutMs + STOP_MARGIN_MS,
     stable: ({ context }) => context.policy.stableAfterMs,
   },
   guards: {
     restartOnEos: ({ context }) => context.onEos === 'restart',
+    restartAfterStop: ({ context }) => context.restartAfterStop,
   },
   actions: {
-    markSince: assign({ since: () => Date.now() }),
+    markSince: assign({ since: ({ context }) => now(context) }),
     announce: emit({ type: 'changed' }),
-    fail: assign((_, params: { message: string }) => ({ lastError: { message: params.message, at: Date.now() } })),
+    fail: assign(({ context }, params: { message: string }) => ({ lastError: { message: params.message, at: now(context) } })),
     countRestart: assign({ restarts: ({ context }) => context.restarts + 1, attempt: ({ context }) => context.attempt + 1 }),
     resetAttempt: assign({ attempt: 0 }),
   },
 }).createMachine({
   id: 'pipeline',
-  context: ({ input }) => ({ ...input, restarts: 0, attempt: 0, lastError: null, since: Date.now(), gracefulStop: true }),
+  context: ({ input }) => ({ ...input, restarts: 0, attempt: 0, lastError: null, since: (input.now ?? Date.now)(), gracefulStop: true, restartAfterStop: false }),
   initial: 'idle',
   states: {
     idle: {
@@ -109,8 +121,8 @@ export const pipelineMachine = setup({
           { guard: 'restartOnEos', target: 'backoff', actions: { type: 'fail', params: { message: 'end of stream' } } },
           { target: 'ended' },
         ],
-        STOP: { target: '.stopping', actions: assign({ gracefulStop: ({ event }) => event.graceful !== false }) },
-        RESTART: { target: 'restarting' },
+        STOP: { target: '.stopping', actions: assign({ gracefulStop: ({ event }) => event.graceful !== false, restartAfterStop: false }) },
+        RESTART: { target: '.stopping', actions: assign({ gracefulStop: true, restartAfterStop: true }) },
       },
       states: {
         starting: {
@@ -133,21 +145,22 @@ export const pipelineMachine = setup({
         stopping: {
           entry: ['markSince', 'announce', sendTo('runner', ({ context }) => ({ type: 'STOP', graceful: context.gracefulStop }))],
           on: {
-            STOPPED: '#pipeline.stopped',
+            STOPPED: [{ guard: 'restartAfterStop', target: '#pipeline.restarting' }, { target: '#pipeline.stopped' }],
             // Errors and EOS while stopping are the stop itself, not failures.
-            ERROR: { target: '#pipeline.stopped' },
+            ERROR: [{ guard: 'restartAfterStop', target: '#pipeline.restarting' }, { target: '#pipeline.stopped' }],
             EOS: {},
             PLAYING: {},
-            STOP: {},
-            RESTART: {},
+            // A stop asked for during a restart's stop: stay stopped afterwards.
+            STOP: { actions: assign({ restartAfterStop: false }) },
+            RESTART: { actions: assign({ restartAfterStop: true }) },
           },
-          after: { stopTimeout: '#pipeline.stopped' },
+          after: { stopTimeout: [{ guard: 'restartAfterStop', target: '#pipeline.restarting' }, { target: '#pipeline.stopped' }] },
         },
       },
     },
-    // Leaving `active` tears the runner down (hard stop); RESTART goes straight back.
+    // The runner of the stopped run is gone once `active` is left; a new one starts on the way back in.
     restarting: {
-      always: { target: 'active', actions: 'countRestart' },
+      always: { target: 'active', actions: ['countRestart', assign({ restartAfterStop: false })] },
     },
     backoff: {
       entry: ['markSince', 'announce'],
@@ -172,9 +185,21 @@ export const pipelineMachine = setup({
 export type PipelineActor = ActorRefFrom<typeof pipelineMachine>;
 export type PipelineSnapshot = SnapshotFrom<typeof pipelineMachine>;
 
+/** A pipeline's state as reported (logs, status, metrics): the machine's states, `active`'s children flattened. */
+export type PipelineStateName = 'idle' | 'starting' | 'playing' | 'stopping' | 'backoff' | 'ended' | 'stopped';
+
+/**
+ * Every state a pipeline can be reported in, read from the machine itself (transient states, which a snapshot
+ * never rests in, left out), so metrics get one series per state without a list kept by hand.
+ */
+export const PIPELINE_STATES: readonly PipelineStateName[] = Object.entries(pipelineMachine.states).flatMap(([key, node]) => {
+  if (node.always) return [];
+  const children = Object.keys(node.states);
+  return (children.length > 0 ? children : [key]) as PipelineStateName[];
+});
+
 /** The state's name as reported: `starting`, `playing`, `stopping`, `backoff`, `ended`, `stopped`, `idle`. */
-export function pipelineStateName(snapshot: PipelineSnapshot): string {
+export function pipelineStateName(snapshot: PipelineSnapshot): PipelineStateName {
   const value = snapshot.value;
-  if (typeof value === 'string') return value;
-  return Object.values(value)[0] as string;
+  return (typeof value === 'string' ? value : Object.values(value)[0]) as PipelineStateName;
 }

@@ -1,4 +1,4 @@
-import { assign, emit, fromCallback, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+import { assign, emit, enqueueActions, fromCallback, sendTo, setup, stateIn, stopChild, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 
 /** What the engine side of a peer is given when it starts. */
 export interface WebRtcSessionInput {
@@ -7,8 +7,10 @@ export interface WebRtcSessionInput {
 
 /** Events from the engine side (the peer's webrtcbin) and from the viewer's socket. */
 export type WebRtcPeerEvent =
-  /** The engine built the peer's pipeline and sent its offer (seed protocol) or its answer (WHEP). */
+  /** The engine built the peer's pipeline and sent its offer (seed protocol). */
   | { type: 'NEGOTIATING' }
+  /** WHEP: the engine answered the viewer's offer (every candidate inside). */
+  | { type: 'ANSWERED'; sdp: string }
   /** ICE and DTLS are up: media flows. */
   | { type: 'CONNECTED' }
   /** ICE failed, the pipeline failed, or the engine went away. */
@@ -18,8 +20,10 @@ export type WebRtcPeerEvent =
 
 export interface WebRtcPeerInput {
   readonly peer: string;
-  /** Offer/answer plus ICE must complete within this time. */
+  /** The engine's offer (or WHEP answer) and ICE must complete within this time. */
   readonly negotiationTimeoutMs: number;
+  /** The wall clock for `connectedAt` (tests give the simulated clock's); default `Date.now`. */
+  readonly now?: () => number;
 }
 
 export interface WebRtcPeerContext extends WebRtcPeerInput {
@@ -27,12 +31,17 @@ export interface WebRtcPeerContext extends WebRtcPeerInput {
   connectedAt: number | null;
 }
 
-export type WebRtcPeerEmitted = { type: 'closed'; peer: string; reason: string } | { type: 'connected'; peer: string };
+export type WebRtcPeerEmitted =
+  | { type: 'closed'; peer: string; reason: string }
+  | { type: 'connected'; peer: string }
+  /** WHEP: the answer to send back to the viewer. */
+  | { type: 'answered'; peer: string; sdp: string };
 
 /**
- * One WebRTC viewer: connecting (the engine builds its webrtcbin) -> negotiating (offer/answer and ICE) ->
- * connected -> closed. A negotiation that does not finish in time, a failure, or the viewer leaving ends it;
- * leaving the `open` state stops the `session` actor, which tears the engine side down.
+ * One WebRTC viewer: connecting (the engine builds its webrtcbin and negotiates) -> negotiating (the offer or WHEP
+ * answer is out, ICE runs) -> connected -> closed. A negotiation that does not finish in time, a failure, or the
+ * viewer leaving ends it; leaving the `open` state stops the `session` actor, which tears the engine side down.
+ * A peer that is still `connecting` when time runs out never produced an offer: its source gives no media.
  */
 export const webrtcPeerMachine = setup({
   types: {
@@ -47,6 +56,10 @@ export const webrtcPeerMachine = setup({
   delays: {
     negotiationTimeout: ({ context }) => context.negotiationTimeoutMs,
   },
+  guards: {
+    noOfferYet: stateIn('#webrtcPeer.open.connecting'),
+    negotiating: stateIn('#webrtcPeer.open.negotiating'),
+  },
   actions: {
     closeWith: assign({ closeReason: (_, params: { reason: string }) => params.reason }),
   },
@@ -58,22 +71,44 @@ export const webrtcPeerMachine = setup({
     open: {
       invoke: { id: 'session', src: 'session', input: ({ context }) => ({ peer: context.peer }) },
       initial: 'connecting',
+      // One bound for the whole negotiation, from the moment the viewer came; the reason says how far it got.
       after: {
-        negotiationTimeout: {
-          guard: ({ context }) => context.connectedAt === null,
-          target: 'closed',
-          actions: { type: 'closeWith', params: ({ context }) => ({ reason: `negotiation did not finish within ${context.negotiationTimeoutMs} ms` }) },
-        },
+        negotiationTimeout: [
+          {
+            guard: 'noOfferYet',
+            target: 'closed',
+            actions: {
+              type: 'closeWith',
+              params: ({ context }) => ({
+                reason: `no offer within ${context.negotiationTimeoutMs} ms: the pipeline produced no media to negotiate (is its source down?)`,
+              }),
+            },
+          },
+          {
+            guard: 'negotiating',
+            target: 'closed',
+            actions: { type: 'closeWith', params: ({ context }) => ({ reason: `negotiation did not finish within ${context.negotiationTimeoutMs} ms` }) },
+          },
+        ],
       },
       on: {
         FAILED: { target: 'closed', actions: { type: 'closeWith', params: ({ event }) => ({ reason: event.reason }) } },
         CLOSE: { target: 'closed', actions: { type: 'closeWith', params: ({ event }) => ({ reason: event.reason }) } },
       },
       states: {
-        connecting: { on: { NEGOTIATING: 'negotiating', CONNECTED: 'connected' } },
+        connecting: {
+          on: {
+            NEGOTIATING: 'negotiating',
+            ANSWERED: { target: 'negotiating', actions: emit(({ context, event }) => ({ type: 'answered' as const, peer: context.peer, sdp: event.sdp })) },
+            CONNECTED: 'connected',
+          },
+        },
         negotiating: { on: { CONNECTED: 'connected' } },
         connected: {
-          entry: [assign({ connectedAt: () => Date.now() }), emit(({ context }) => ({ type: 'connected' as const, peer: context.peer }))],
+          entry: [
+            assign({ connectedAt: ({ context }) => (context.now ?? Date.now)() }),
+            emit(({ context }) => ({ type: 'connected' as const, peer: context.peer })),
+          ],
         },
       },
     },
@@ -86,3 +121,40 @@ export const webrtcPeerMachine = setup({
 
 export type WebRtcPeerActor = ActorRefFrom<typeof webrtcPeerMachine>;
 export type WebRtcPeerSnapshot = SnapshotFrom<typeof webrtcPeerMachine>;
+
+/** What the gateway asks of the set of viewers. */
+export type WebRtcViewersEvent =
+  /** Spawns a peer actor named `input.peer`. */
+  | { type: 'ADD'; input: WebRtcPeerInput }
+  /** Forgets a closed peer. */
+  | { type: 'REMOVE'; peer: string }
+  | { type: 'TO'; peer: string; event: WebRtcPeerEvent }
+  /** Every viewer goes (module stopping, web server restarting). */
+  | { type: 'CLOSE_ALL'; reason: string };
+
+/** The viewers connected now, one child peer actor each; the `peer` logic is provided with its session. */
+export const webrtcViewersMachine = setup({
+  types: { events: {} as WebRtcViewersEvent },
+  actors: { peer: webrtcPeerMachine },
+}).createMachine({
+  id: 'webrtcViewers',
+  on: {
+    ADD: { actions: enqueueActions(({ enqueue, event }) => enqueue.spawnChild('peer', { id: event.input.peer, input: event.input })) },
+    REMOVE: { actions: stopChild(({ event }) => event.peer) },
+    TO: { actions: sendTo(({ event }) => event.peer, ({ event }) => event.event) },
+    CLOSE_ALL: {
+      actions: enqueueActions(({ enqueue, event, self }) => {
+        for (const child of Object.values(self.getSnapshot().children)) if (child) enqueue.sendTo(child, { type: 'CLOSE', reason: event.reason });
+      }),
+    },
+  },
+});
+
+export type WebRtcViewersActor = ActorRefFrom<typeof webrtcViewersMachine>;
+
+/** The peer actors of a viewers snapshot, by id. */
+export function viewerChildren(snapshot: SnapshotFrom<typeof webrtcViewersMachine>): Map<string, WebRtcPeerActor> {
+  const children = new Map<string, WebRtcPeerActor>();
+  for (const [id, child] of Object.entries(snapshot.children)) if (child) children.set(id, child as WebRtcPeerActor);
+  return children;
+}

@@ -6,25 +6,14 @@ import { allElements, parseLaunch } from './PipelineRunner.js';
 import { streamNameOf } from './RtspServer.js';
 import type { SampleHub } from './SampleHub.js';
 import type { WebRtcFanout } from './WebRtcFanout.js';
-import { ensureH264Fmtp, type Signal } from './signalling.js';
+import type { SignalMessage, WebRtcMode, WebRtcPeerState } from '../ipc/protocol.js';
+import { ensureH264Fmtp } from './sdp.js';
 
 const GstWebRTC = gi.require('GstWebRTC', '1.0');
 const GstSdp = gi.require('GstSdp', '1.0');
 type GstStructure = InstanceType<typeof Gst.Structure>;
 type GstPromise = InstanceType<typeof Gst.Promise>;
 
-/**
- * `per-viewer`: the twin's `webrtc_pipeline` is parsed for each viewer (one encode each, as the original does).
- * `shared`: each viewer's pipeline only payloads the main pipeline's `video` (and Opus `audio`) samples from the
- * sample hub, so any number of viewers cost one encode.
- */
-export type WebRtcMode = 'per-viewer' | 'shared';
-
-/**
- * Where a peer is. `failed` has already released the pipeline (its reason goes with it); `closed` is last and comes
- * once, after {@link WebRtcPeer.close} and the pipeline's NULL, also after `failed`.
- */
-export type WebRtcPeerState = 'connecting' | 'negotiating' | 'connected' | 'failed' | 'closed';
 
 /** Totals over a peer's outgoing RTP streams, from webrtcbin's `get-stats` and the viewer's RTCP reports. */
 export interface WebRtcPeerStats {
@@ -55,7 +44,7 @@ export interface WebRtcPeerOptions {
   /** `turn://user:password@host:port` (or `turns://`), each added to webrtcbin. */
   readonly turnServers?: readonly string[];
   /** Sends a message to the viewer (the offer, local ICE candidates). */
-  readonly onSignal: (msg: Signal) => void;
+  readonly onSignal: (msg: SignalMessage) => void;
   /** Every state change; `reason` says why for `failed`. `closed` comes once the pipeline is in NULL. */
   readonly onState: (state: WebRtcPeerState, reason?: string) => void;
   /** Called every `statsIntervalMs` while the peer is connected. */
@@ -314,7 +303,7 @@ export class WebRtcPeer {
       webrtcbin.connect('on-ice-candidate', (mline: number, candidate: string) =>
         this.#guard('on-ice-candidate', () => {
           // Copied now, sent on a later tick: the webrtcbin thread that emitted this is waiting for us.
-          const msg: Signal = { ice: { candidate, sdpMLineIndex: mline } };
+          const msg: SignalMessage = { ice: { candidate, sdpMLineIndex: mline } };
           setImmediate(() => {
             if (this.#released) return;
             if (this.#options.offer) this.#gathered.push({ mline, candidate });
@@ -370,7 +359,7 @@ export class WebRtcPeer {
    * @throws WebRtcPeerError for an offer (the module is the offerer), an answer nobody asked for, a description
    *   that does not parse, or a peer that is closed.
    */
-  handleSignal(msg: Signal): void {
+  handleSignal(msg: SignalMessage): void {
     if (this.#released) throw new WebRtcPeerError(`peer ${this.id} is ${this.#state ?? 'closed'}`);
     if ('sdp' in msg) {
       if (msg.sdp.type !== 'answer') throw new WebRtcPeerError('the module makes the offer; expected an answer');

@@ -160,6 +160,9 @@ function handle(command: EngineCommand): void {
     case 'webrtc-close':
       peers.get(command.peer)?.close();
       return;
+    case 'ping':
+      send({ type: 'pong' });
+      return;
     case 'shutdown':
       for (const peer of peers.values()) peer.close();
       fanout?.close();

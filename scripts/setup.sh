@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # Installs whatever is missing for running (and, with --test, testing) the module on a bare Debian 12 machine:
 # Debian packages from scripts/debian-packages.txt, npm packages (node-gtk builds from source), node-gtk's
-# TypeScript declarations, and the TypeScript build. Each step is skipped when it is already done, so
-# `npm start` and `npm test` stay quick after the first run.
+# TypeScript declarations, and the TypeScript build. Each step is skipped when its inputs have not changed
+# since it last succeeded (a stamp: the hash of those inputs, in .cache/setup/), so `npm start` and `npm test`
+# on a set-up machine start at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 say() { printf '[setup] %s\n' "$*" >&2; }
+stamps=.cache/setup
+# `fresh <step> <key>`: the step last succeeded with these inputs; `done_with <step> <key>` records that it did.
+fresh() { [ -f "$stamps/$1" ] && [ "$(cat "$stamps/$1")" = "$2" ]; }
+done_with() { mkdir -p "$stamps" && printf '%s' "$2" > "$stamps/$1"; }
 
 # 1. Debian packages. Tags after '#': 'build' (needed to build node-gtk), 'test' (only for the test suite).
-packages=$(bash scripts/debian-packages.sh "$([ $want_test = 1 ] && echo all || echo build)")
+# The key is the package selection and dpkg's database: any install or removal since then checks again.
+use=$([ $want_test = 1 ] && echo all || echo build)
+packages=$(bash scripts/debian-packages.sh "$use")
+debian_key="$(printf '%s\n' "$packages" | sha1sum | cut -d' ' -f1)-$(stat -c %Y /var/lib/dpkg/status 2>/dev/null || echo none)"
 missing=()
-for p in $packages; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
+if ! fresh "debian-$use" "$debian_key"; then
+  for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   sudo=""
@@ -26,7 +36,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  debian_key="$(printf '%s\n' "$packages" | sha1sum | cut -d' ' -f1)-$(stat -c %Y /var/lib/dpkg/status 2>/dev/null || echo none)"
 fi
+done_with "debian-$use" "$debian_key"
 
 # 2. npm packages. node-gyp must find Node's headers locally (no header download on an offline machine).
 node_prefix=$(dirname "$(dirname "$(command -v node)")")
@@ -50,8 +62,14 @@ if [ ! -f "$types/GstRtspServer-1.0.d.ts" ] || [ ! -f "$types/GstWebRTC-1.0.d.ts
   npm run --silent gi-types >/dev/null
 fi
 
-# 4. TypeScript build (incremental).
-npx --no-install tsc -p tsconfig.json
+# 4. TypeScript build (incremental), skipped when no source, JSON file or compiler setting changed since the
+# last successful build. The key hashes every .ts and .json file outside node_modules, dist and .git.
+build_key=$(find . \( -path ./node_modules -o -path ./dist -o -path ./.git -o -path ./.cache \) -prune -o \
+  -type f \( -name '*.ts' -o -name '*.json' \) -print0 | sort -z | xargs -0 sha1sum | sha1sum | cut -d' ' -f1)
+if [ ! -f dist/main.js ] || [ ! -f dist/media/engine.js ] || ! fresh build "$build_key"; then
+  npx --no-install tsc -p tsconfig.json
+  done_with build "$build_key"
+fi
 
 # 5. Test-only: nothing beyond Debian packages yet (chromium is Debian's, driven by playwright-core).
 exit 0

@@ -3,15 +3,21 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { filter, firstValueFrom, timeout } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createActor, fromCallback } from 'xstate';
+import type { WebRtcPort } from '../actors/ControlPlane.js';
 import type { ResolvedWebRtc } from '../config/desired.js';
-import type { EngineEvent, SignalMessage } from '../ipc/protocol.js';
-import { webrtcPeerMachine, type WebRtcPeerActor, type WebRtcPeerEvent, type WebRtcSessionInput } from '../machines/webrtcPeer.js';
-import { MAX_SIGNAL_BYTES, parseSignal } from '../media/signalling.js';
-import type { ControlPlane } from './ControlPlane.js';
-import type { Metrics } from './metrics.js';
+import type { SignalMessage } from '../ipc/protocol.js';
+import { MAX_SIGNAL_BYTES, parseSignal } from '../ipc/signalling.js';
+import {
+  viewerChildren,
+  webrtcPeerMachine,
+  webrtcViewersMachine,
+  type WebRtcPeerEvent,
+  type WebRtcSessionInput,
+  type WebRtcViewersActor,
+} from '../machines/webrtcPeer.js';
+import { closeReason } from './closeReason.js';
 
 /** The seed's signalling path. */
 export const SIGNALLING_PATH = '/ws';
@@ -38,40 +44,55 @@ export function advertise(signal: SignalMessage, host: string | null): SignalMes
   return { sdp: { ...signal.sdp, sdp } };
 }
 
-/** `candidate:<f> <c> <proto> <prio> <addr> <port> typ host ...`: the address is the fifth field. */
-function rewriteCandidate(candidate: string, host: string): string {
+/**
+ * `candidate:<f> <c> <proto> <prio> <addr> <port> typ host ...`: the address is the fifth field.
+ *
+ * @example
+ * rewriteCandidate('candidate:1 1 UDP 2015363327 172.17.0.2 40000 typ host', '203.0.113.7')
+ * // 'candidate:1 1 UDP 2015363327 203.0.113.7 40000 typ host'
+ */
+export function rewriteCandidate(candidate: string, host: string): string {
   const fields = candidate.split(' ');
   if (fields.length < 8 || fields[7] !== 'host') return candidate;
   fields[4] = host;
   return fields.join(' ');
 }
 
-interface Peer {
-  readonly actor: WebRtcPeerActor;
-  /** The seed-protocol socket, or null for WHEP. */
-  readonly socket: WebSocket | null;
+export interface WebRtcGatewayOptions {
+  /** The engine's WebRTC side, through the control plane. */
+  readonly webrtc: WebRtcPort;
+  /** Hides values expanded from the environment (a per-viewer pipeline's failure can quote them). */
+  readonly redact: (text: string) => string;
+  readonly logger: Logger;
 }
 
 /**
  * WebRTC viewers: the seed's websocket signalling at /ws (the module offers; `{sdp}` and `{ice}` messages) and
- * WHEP (POST an offer, get the answer). Each viewer is a peer actor (machines/webrtcPeer) whose session lives in
- * the engine; a bad message closes that viewer's socket with the reason and nothing else.
+ * WHEP (POST an offer, get the answer). Each viewer is a peer actor (machines/webrtcPeer), a child of one viewers
+ * actor, whose session lives in the engine; a bad message closes that viewer's socket with the reason and nothing
+ * else.
  */
 export class WebRtcGateway {
-  readonly #plane: ControlPlane;
+  readonly #webrtc: WebRtcPort;
+  readonly #redact: (text: string) => string;
   readonly #log: Logger;
-  readonly #metrics: Metrics;
-  readonly #peers = new Map<string, Peer>();
+  /** The viewers connected now. */
+  readonly #viewers: WebRtcViewersActor;
+  /** Each seed-protocol viewer's socket, by peer id (WHEP viewers have none). */
+  readonly #sockets = new Map<string, WebSocket>();
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNAL_BYTES });
 
-  constructor(plane: ControlPlane, metrics: Metrics, logger: Logger) {
-    this.#plane = plane;
-    this.#metrics = metrics;
-    this.#log = logger.child({ component: 'webrtc' });
+  constructor(options: WebRtcGatewayOptions) {
+    this.#webrtc = options.webrtc;
+    this.#redact = options.redact;
+    this.#log = options.logger.child({ component: 'webrtc' });
+    const session = fromCallback<WebRtcPeerEvent, WebRtcSessionInput>(({ input, sendBack }) => this.#session(input.peer, sendBack));
+    this.#viewers = createActor(webrtcViewersMachine.provide({ actors: { peer: webrtcPeerMachine.provide({ actors: { session } }) } }));
+    this.#viewers.start();
   }
 
   get peerCount(): number {
-    return this.#peers.size;
+    return viewerChildren(this.#viewers.getSnapshot()).size;
   }
 
   /** Takes websocket upgrades for /ws on a (re)started web server. */
@@ -99,72 +120,62 @@ export class WebRtcGateway {
       const refusal = this.#refusal();
       if (refusal) return reply.code(refusal.status).send({ error: refusal.reason });
       const id = randomUUID();
-      const answer = firstValueFrom(
-        this.#plane.engine.events$.pipe(
-          filter(
-            (e): e is Extract<EngineEvent, { type: 'webrtc-signal' | 'webrtc-state' }> =>
-              (e.type === 'webrtc-signal' && e.peer === id && 'sdp' in e.signal) || (e.type === 'webrtc-state' && e.peer === id && e.state === 'failed'),
-          ),
-          timeout(15_000),
-        ),
-      ).catch(() => null);
-      this.#open(id, null, offer);
-      const result = await answer;
-      if (!result || result.type !== 'webrtc-signal' || !('sdp' in result.signal)) {
-        this.#peers.get(id)?.actor.send({ type: 'CLOSE', reason: 'no answer' });
-        const reason = result?.type === 'webrtc-state' ? result.reason : 'no answer from the media engine';
-        return reply.code(500).send({ error: reason });
-      }
-      const sdp = (advertise(result.signal, this.#config()?.advertisedHost ?? null) as { sdp: { sdp: string } }).sdp.sdp;
+      // The peer machine bounds the wait (negotiation timeout): it answers or it closes.
+      const outcome = new Promise<{ sdp: string } | { error: string }>((resolve) => {
+        const actor = this.#open(id, null, offer);
+        actor.on('answered', ({ sdp }) => resolve({ sdp }));
+        actor.on('closed', ({ reason }) => resolve({ error: reason }));
+      });
+      const result = await outcome;
+      if ('error' in result) return reply.code(500).send({ error: this.#redact(result.error) });
       const name = (request.params as { name: string }).name;
       return reply
         .code(201)
         .header('content-type', 'application/sdp')
         .header('location', `${WHEP_PREFIX}/${encodeURIComponent(name)}/${id}`)
-        .send(sdp);
+        .send(result.sdp);
     });
     app.delete(`${WHEP_PREFIX}/:name/:peer`, async (request, reply) => {
-      const peer = this.#peers.get((request.params as { peer: string }).peer);
-      if (!peer || peer.socket) return reply.code(404).send({ error: 'no such WHEP session' });
-      peer.actor.send({ type: 'CLOSE', reason: 'WHEP DELETE' });
+      const peer = (request.params as { peer: string }).peer;
+      if (!viewerChildren(this.#viewers.getSnapshot()).has(peer) || this.#sockets.has(peer)) return reply.code(404).send({ error: 'no such WHEP session' });
+      this.#viewers.send({ type: 'TO', peer, event: { type: 'CLOSE', reason: 'WHEP DELETE' } });
       return reply.code(200).send();
     });
   }
 
   /** Closes every viewer (module stopping or the web server restarting). */
   closeAll(reason: string): void {
-    for (const { actor } of this.#peers.values()) actor.send({ type: 'CLOSE', reason });
+    this.#viewers.send({ type: 'CLOSE_ALL', reason });
   }
 
   #config(): ResolvedWebRtc | null {
-    return this.#plane.applied$.value?.webrtcResolved ?? null;
+    return this.#webrtc.settings();
   }
 
   #refusal(): { status: number; reason: string; code: number } | null {
     const config = this.#config();
     if (!config?.mode) return { status: 503, code: CLOSE_TRY_LATER, reason: 'WebRTC is not configured: set webrtc_pipeline, or end the main pipeline in appsink name=video' };
-    if (this.#peers.size >= config.maxPeers) return { status: 503, code: CLOSE_TRY_LATER, reason: `too many WebRTC viewers (max_peers ${config.maxPeers})` };
+    if (this.peerCount >= config.maxPeers) return { status: 503, code: CLOSE_TRY_LATER, reason: `too many WebRTC viewers (max_peers ${config.maxPeers})` };
     return null;
   }
 
   #onSocket(ws: WebSocket): void {
     const refusal = this.#refusal();
     if (refusal) {
-      ws.close(refusal.code, refusal.reason);
+      ws.close(refusal.code, closeReason(refusal.reason));
       return;
     }
     const id = randomUUID();
     ws.on('message', (data, isBinary) => {
-      const peer = this.#peers.get(id);
-      if (!peer) return;
+      if (!this.#sockets.has(id)) return;
       const text = isBinary ? null : data.toString();
       const checked = text === null ? { ok: false as const, reason: 'binary messages are not signalling' } : parseSignal(text);
       if (!checked.ok) {
         this.#log.warn({ event: 'webrtc-bad-message', peer: id }, `closing viewer ${id}: ${checked.reason}`);
-        ws.close(CLOSE_BAD_MESSAGE, checked.reason.slice(0, 120));
+        ws.close(CLOSE_BAD_MESSAGE, closeReason(checked.reason));
         return;
       }
-      this.#plane.engine.send({ type: 'webrtc-signal', peer: id, signal: checked.msg });
+      this.#webrtc.signal(id, checked.msg);
     });
     // ICE can sit in "disconnected" for ever; a viewer that stops answering pings is gone.
     let alive = true;
@@ -178,59 +189,68 @@ export class WebRtcGateway {
     }, HEARTBEAT_MS);
     ws.on('close', () => {
       clearInterval(heartbeat);
-      this.#peers.get(id)?.actor.send({ type: 'CLOSE', reason: 'socket closed' });
+      this.#viewers.send({ type: 'TO', peer: id, event: { type: 'CLOSE', reason: 'socket closed' } });
     });
     // An oversized frame (maxPayload) errors the socket: it closes, nothing else does.
     ws.on('error', (error) => this.#log.warn({ peer: id }, `viewer socket error: ${error.message}`));
     this.#open(id, ws, null);
   }
 
-  #open(id: string, socket: WebSocket | null, offer: string | null): void {
+  /** The engine side of one peer: opened when the peer actor starts, closed when it leaves `open`. */
+  #session(id: string, sendBack: (event: WebRtcPeerEvent) => void): () => void {
     const config = this.#config()!;
-    const engine = this.#plane.engine;
-    const session = fromCallback<WebRtcPeerEvent, WebRtcSessionInput>(({ sendBack }) => {
-      const subscription = engine.events$.subscribe((event) => {
-        if (event.type === 'down') {
-          sendBack({ type: 'FAILED', reason: `media engine ${event.reason}` });
-        } else if (event.type === 'webrtc-signal' && event.peer === id) {
-          if (socket && socket.readyState === socket.OPEN) socket.send(JSON.stringify(advertise(event.signal, config.advertisedHost)));
-          if ('sdp' in event.signal) sendBack({ type: 'NEGOTIATING' });
-        } else if (event.type === 'webrtc-state' && event.peer === id) {
-          if (event.state === 'connected') sendBack({ type: 'CONNECTED' });
-          else if (event.state === 'failed') sendBack({ type: 'FAILED', reason: event.reason ?? 'failed' });
-          else if (event.state === 'closed') sendBack({ type: 'FAILED', reason: event.reason ?? 'closed by the engine' });
+    const socket = this.#sockets.get(id) ?? null;
+    const subscription = this.#webrtc.events$.subscribe((event) => {
+      if (event.type === 'down') {
+        sendBack({ type: 'FAILED', reason: `media engine ${event.reason}` });
+      } else if (event.type === 'webrtc-signal' && event.peer === id) {
+        const signal = advertise(event.signal, config.advertisedHost);
+        if (socket) {
+          if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(signal));
+          if ('sdp' in signal) sendBack({ type: 'NEGOTIATING' });
+        } else if ('sdp' in signal) {
+          sendBack({ type: 'ANSWERED', sdp: signal.sdp.sdp });
         }
-      });
-      const sent = engine.send({
-        type: 'webrtc-open',
-        spec: {
-          peer: id,
-          mode: config.mode!,
-          launch: config.launch,
-          stunServer: config.stunServer,
-          turnServers: config.turnServers,
-          offer,
-        },
-      });
-      if (!sent) setImmediate(() => sendBack({ type: 'FAILED', reason: 'media engine is not running' }));
-      return () => {
-        subscription.unsubscribe();
-        engine.send({ type: 'webrtc-close', peer: id });
-      };
+      } else if (event.type === 'webrtc-state' && event.peer === id) {
+        if (event.state === 'connected') sendBack({ type: 'CONNECTED' });
+        else if (event.state === 'failed') sendBack({ type: 'FAILED', reason: event.reason ?? 'failed' });
+        else if (event.state === 'closed') sendBack({ type: 'FAILED', reason: event.reason ?? 'closed by the engine' });
+      }
     });
-    const actor = createActor(webrtcPeerMachine.provide({ actors: { session } }), {
-      input: { peer: id, negotiationTimeoutMs: config.negotiationTimeoutMs },
+    const sent = this.#webrtc.open({
+      peer: id,
+      mode: config.mode!,
+      launch: config.launch,
+      stunServer: config.stunServer,
+      turnServers: config.turnServers,
+      offer: this.#offers.get(id) ?? null,
     });
+    this.#offers.delete(id);
+    if (!sent) setImmediate(() => sendBack({ type: 'FAILED', reason: 'media engine is not running' }));
+    return () => {
+      subscription.unsubscribe();
+      this.#webrtc.close(id);
+    };
+  }
+
+  /** WHEP offers, from the POST to the peer's session start. */
+  readonly #offers = new Map<string, string>();
+
+  #open(id: string, socket: WebSocket | null, offer: string | null) {
+    const config = this.#config()!;
+    if (socket) this.#sockets.set(id, socket);
+    if (offer) this.#offers.set(id, offer);
+    this.#viewers.send({ type: 'ADD', input: { peer: id, negotiationTimeoutMs: config.negotiationTimeoutMs } });
+    const actor = viewerChildren(this.#viewers.getSnapshot()).get(id)!;
     actor.on('connected', () => this.#log.info({ event: 'webrtc-connected', peer: id }, `WebRTC viewer ${id} connected`));
-    actor.on('closed', ({ reason }) => {
-      this.#peers.delete(id);
-      this.#metrics.setWebRtcPeers(this.#peers.size);
+    actor.on('closed', ({ reason: raw }) => {
+      const reason = this.#redact(raw);
+      this.#sockets.delete(id);
+      this.#viewers.send({ type: 'REMOVE', peer: id });
       this.#log.info({ event: 'webrtc-closed', peer: id, reason }, `WebRTC viewer ${id} gone: ${reason}`);
-      if (socket && socket.readyState === socket.OPEN) socket.close(CLOSE_GOING_AWAY, reason.slice(0, 120));
+      if (socket && socket.readyState === socket.OPEN) socket.close(CLOSE_GOING_AWAY, closeReason(reason));
     });
-    this.#peers.set(id, { actor, socket });
-    this.#metrics.setWebRtcPeers(this.#peers.size);
     this.#log.info({ event: 'webrtc-open', peer: id, mode: config.mode, whep: socket === null }, `WebRTC viewer ${id} (${config.mode})`);
-    actor.start();
+    return actor;
   }
 }

@@ -1,13 +1,27 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Subscription } from 'rxjs';
-import { displayHost, type HttpSettings, type MetricsSettings, type ResolvedConfig } from '../config/desired.js';
-import type { ControlPlane } from './ControlPlane.js';
-import type { Metrics } from './metrics.js';
-import { metricsRoutes, statusRoutes } from './statusRoutes.js';
-import { createWebServer } from './webServer.js';
+import type { BehaviorSubject, Subscription } from 'rxjs';
+import type { StatusDocument } from '../actors/ControlPlane.js';
+import type { Metrics } from '../actors/Metrics.js';
+import { displayHost } from '../config/defaults.js';
+import type { HttpSettings, MetricsSettings, ResolvedConfig } from '../config/desired.js';
+import { createWebApp } from './app.js';
+import { countRequests, metricsRoute } from './metricsRoute.js';
+import { statusRoutes } from './statusRoutes.js';
 import type { WebRtcGateway } from './WebRtcGateway.js';
+
+/** What the web servers follow and serve. */
+export interface WebServersOptions {
+  /** The config that runs now: each server follows its own settings in it. */
+  readonly applied$: BehaviorSubject<ResolvedConfig | null>;
+  /** The status document, for /api/status. */
+  readonly status$: BehaviorSubject<StatusDocument>;
+  readonly metrics: Metrics;
+  /** WebRTC signalling (/ws) and WHEP, on the web server. */
+  readonly webrtc: WebRtcGateway;
+  readonly logger: Logger;
+}
 
 interface Running<T> {
   readonly settings: T;
@@ -19,8 +33,9 @@ interface Running<T> {
  * /api/status; off with `http_server: false`) and the metrics-only server on :9600. A server is restarted only
  * when its own settings change; a port that cannot be bound is logged and the rest keeps running.
  */
-export class WebHost {
-  readonly #plane: ControlPlane;
+export class WebServers {
+  readonly #applied$: BehaviorSubject<ResolvedConfig | null>;
+  readonly #status$: BehaviorSubject<StatusDocument>;
   readonly #metrics: Metrics;
   readonly #log: Logger;
   #web: Running<HttpSettings> | null = null;
@@ -32,15 +47,16 @@ export class WebHost {
   /** WebRTC signalling (/ws) and WHEP, on the web server. */
   readonly #webrtc: WebRtcGateway;
 
-  constructor(plane: ControlPlane, metrics: Metrics, webrtc: WebRtcGateway, logger: Logger) {
-    this.#plane = plane;
-    this.#metrics = metrics;
-    this.#webrtc = webrtc;
-    this.#log = logger.child({ component: 'http' });
+  constructor(options: WebServersOptions) {
+    this.#applied$ = options.applied$;
+    this.#status$ = options.status$;
+    this.#metrics = options.metrics;
+    this.#webrtc = options.webrtc;
+    this.#log = options.logger.child({ component: 'http' });
   }
 
   start(): void {
-    this.#subscription = this.#plane.applied$.subscribe((config) => {
+    this.#subscription = this.#applied$.subscribe((config) => {
       if (config) this.#queue = this.#queue.then(() => this.#reconcile(config));
     });
   }
@@ -61,12 +77,13 @@ export class WebHost {
       await this.#web?.app.close();
       this.#web = null;
       if (http.enabled) {
-        const app = createWebServer({
+        const app = createWebApp({
           mediaRoot: http.mediaRoot,
           logger: false,
           extraRoutes: (scope) => {
-            metricsRoutes(scope, this.#metrics);
-            statusRoutes(scope, this.#plane.status$);
+            countRequests(scope, this.#metrics);
+            metricsRoute(scope, this.#metrics);
+            statusRoutes(scope, this.#status$);
             this.#webrtc.routes(scope);
           },
         });
@@ -82,10 +99,7 @@ export class WebHost {
       this.#metricsServer = null;
       if (metrics.port !== null) {
         const app = Fastify({ logger: false });
-        app.get('/metrics', async (_request, reply) => {
-          reply.header('content-type', this.#metrics.registry.contentType);
-          return this.#metrics.registry.metrics();
-        });
+        metricsRoute(app, this.#metrics);
         this.#metricsServer = await this.#listen(app, { ...metrics, port: metrics.port }, 'metrics');
       }
     }

@@ -1,23 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { auditTime, type Observable } from 'rxjs';
-import type { StatusDocument } from './ControlPlane.js';
-import type { Metrics } from './metrics.js';
+import type { StatusDocument } from '../actors/ControlPlane.js';
 
 /** How often at most the status page's event stream sends an update. */
 const STATUS_STREAM_INTERVAL_MS = 250;
-
-/** `GET /metrics` in Prometheus text format, with HTTP request counting for every route of `app`. */
-export function metricsRoutes(app: FastifyInstance, metrics: Metrics): void {
-  app.addHook('onResponse', async (request, reply) => {
-    // The route pattern, not the URL: a label per requested path would grow without bound.
-    const route = request.routeOptions.url ?? 'unmatched';
-    metrics.observeHttp(request.method, route, reply.statusCode);
-  });
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
-}
 
 /**
  * `GET /api/status`: the status document (what reported properties hold; secrets already masked), and

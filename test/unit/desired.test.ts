@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_RESTART_POLICY, desiredOf, parseDesired, planSwap, resolveDesired } from '../../config/desired.js';
+import { DEFAULT_RESTART_POLICY } from '../../config/defaults.js';
+import { desiredOf, parseDesired, resolveDesired } from '../../config/desired.js';
 import { ConfigError } from '../../config/errors.js';
 import { expand } from '../../config/expand.js';
 import { maskUserinfo, Redactor } from '../../config/redact.js';
@@ -61,20 +62,6 @@ describe('desired documents', () => {
     assert.throws(() => parseDesired({ on_eos: 'explode' }), /on_eos must be "restart" or "stop"/);
   });
 
-  it('plans a swap that touches only what changed', () => {
-    const before = resolveDesired(parseDesired({ pipeline: 'a', pipelines: { cam2: 'b', cam3: 'c' } }), {});
-    const after = resolveDesired(parseDesired({ pipeline: 'a', pipelines: { cam2: 'B', cam4: 'd' } }), {});
-    const plan = planSwap(before, after);
-    assert.deepEqual(plan.keep, ['main']);
-    assert.deepEqual([...plan.stop].sort(), ['cam2', 'cam3']);
-    assert.deepEqual(plan.start.map((p) => p.name).sort(), ['cam2', 'cam4']);
-  });
-
-  it('restarts a pipeline whose variables changed value even though its text did not', () => {
-    const doc = parseDesired({ pipeline: 'uri=$CAM' });
-    const plan = planSwap(resolveDesired(doc, { CAM: 'one' }), resolveDesired(doc, { CAM: 'two' }));
-    assert.deepEqual(plan.stop, ['main']);
-  });
 });
 
 describe('redaction', () => {

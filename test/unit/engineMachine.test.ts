@@ -10,6 +10,7 @@ const policy: EngineSupervisionPolicy = {
   startTimeoutMs: 2_000,
   shutdownTimeoutMs: 1_000,
   stableAfterMs: 10_000,
+  hangTimeoutMs: 3_000,
 };
 
 function setup() {
@@ -35,7 +36,7 @@ describe('engine machine', () => {
     const { process, clock, actor, emitted } = setup();
     process.last.sendBack({ type: 'READY', pid: 42 });
     process.last.sendBack({ type: 'EXIT', code: null, signal: 'SIGSEGV' });
-    assert.deepEqual(emitted.at(-1), { type: 'died', reason: 'killed by signal SIGSEGV' });
+    assert.deepEqual(emitted.at(-1), { type: 'died', reason: 'killed by signal SIGSEGV', cause: 'exited' });
     assert.equal(actor.getSnapshot().context.lastError, 'died: killed by signal SIGSEGV');
     assert.equal(process.instances.length, 1);
     clock.increment(100);
@@ -72,5 +73,43 @@ describe('engine machine', () => {
     assert.deepEqual(emitted.at(-1), { type: 'stopped' });
     clock.increment(60_000);
     assert.equal(process.instances.length, 1, 'no restart after shutdown');
+  });
+
+  it('asks a silent engine once more before it calls it hung, and keeps one that answers', () => {
+    const { process, clock, actor, emitted } = setup();
+    process.last.sendBack({ type: 'READY', pid: 42 });
+    clock.increment(3_000);
+    assert.deepEqual(process.last.received, [{ type: 'PING' }], 'silence: a ping, no verdict yet');
+    // A control plane that was stopped reads the engine's queued messages right after its timers ran.
+    process.last.sendBack({ type: 'HEARD' });
+    clock.increment(5_000);
+    assert.ok(actor.getSnapshot().matches({ up: 'running' }));
+    assert.equal(process.instances.length, 1);
+    assert.deepEqual(emitted, [{ type: 'ready', pid: 42 }]);
+  });
+
+  it('resets the silence timer on every sign of life', () => {
+    const { process, clock, actor } = setup();
+    process.last.sendBack({ type: 'READY', pid: 42 });
+    for (let i = 0; i < 10; i++) {
+      clock.increment(2_000);
+      process.last.sendBack({ type: 'HEARD' });
+    }
+    assert.deepEqual(process.last.received, [], 'never silent long enough to ask');
+    assert.ok(actor.getSnapshot().matches({ up: { running: 'answering' } }));
+  });
+
+  it('kills an engine that stays silent after the ping, reporting it hung, and restarts it', () => {
+    const { process, clock, actor, emitted } = setup();
+    process.last.sendBack({ type: 'READY', pid: 42 });
+    clock.increment(3_000);
+    clock.increment(2_999);
+    assert.ok(actor.getSnapshot().matches({ up: { running: 'suspect' } }));
+    clock.increment(1);
+    assert.deepEqual(emitted.at(-1), { type: 'died', reason: 'hung (no answer for 6000 ms)', cause: 'hung' });
+    assert.equal(actor.getSnapshot().context.lastError, 'died: hung (no answer for 6000 ms)');
+    assert.equal(process.instances[0]!.stopped, true, 'the hung process is killed');
+    clock.increment(100);
+    assert.equal(process.instances.length, 2, 'forked again');
   });
 });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createActor, SimulatedClock } from 'xstate';
 import type { RestartPolicy } from '../../config/desired.js';
-import { backoffDelay, pipelineMachine, pipelineStateName, type PipelineRunInput, type PipelineRunnerCommand } from '../../machines/pipeline.js';
+import { backoffDelay } from '../../machines/backoff.js';
+import { PIPELINE_STATES, pipelineMachine, pipelineStateName, type PipelineRunInput, type PipelineRunnerCommand } from '../../machines/pipeline.js';
 import { fakeCallback } from '../support/fakeCallback.js';
 
 const policy: RestartPolicy = {
@@ -17,7 +18,7 @@ function setup(onEos: 'restart' | 'stop' = 'restart') {
   const runner = fakeCallback<PipelineRunInput, PipelineRunnerCommand>();
   const clock = new SimulatedClock();
   const actor = createActor(pipelineMachine.provide({ actors: { runner: runner.logic } }), {
-    input: { name: 'main', launch: 'videotestsrc ! fakesink', onEos, policy },
+    input: { name: 'main', launch: 'videotestsrc ! fakesink', template: 'videotestsrc ! fakesink', onEos, policy, now: () => clock.now() },
     clock,
   });
   actor.start();
@@ -55,7 +56,21 @@ describe('pipeline machine', () => {
   });
 
   it('computes the backoff delay from the policy', () => {
-    assert.deepEqual([0, 1, 2, 3, 10].map((n) => backoffDelay(policy, n)), [100, 200, 400, 400, 400]);
+    assert.deepEqual([0, 1, 2, 3, 10, 1_000].map((n) => backoffDelay(policy, n)), [100, 200, 400, 400, 400, 400]);
+  });
+
+  it('stamps state changes and errors with the clock it is given', () => {
+    const { runner, clock, actor } = setup();
+    clock.set(1_000_000);
+    actor.send({ type: 'START' });
+    assert.equal(actor.getSnapshot().context.since, 1_000_000);
+    clock.increment(250);
+    runner.last.sendBack({ type: 'ERROR', message: 'boom' });
+    assert.deepEqual(actor.getSnapshot().context.lastError, { message: 'boom', at: 1_000_250 });
+  });
+
+  it('lists every state it can be reported in', () => {
+    assert.deepEqual(PIPELINE_STATES, ['idle', 'starting', 'playing', 'stopping', 'backoff', 'ended', 'stopped']);
   });
 
   it('counts a start that never reaches PLAYING as a failure', () => {
@@ -139,14 +154,29 @@ describe('pipeline machine', () => {
     assert.equal(runner.instances.length, 2);
   });
 
-  it('restarts a playing pipeline on RESTART with a new runner', () => {
+  it('restarts a playing pipeline on RESTART gracefully (EOS first, so recordings finalise), with a new runner', () => {
     const { runner, actor, state } = setup();
     actor.send({ type: 'START' });
     runner.last.sendBack({ type: 'PLAYING' });
     actor.send({ type: 'RESTART' });
+    assert.equal(state(), 'stopping');
+    assert.deepEqual(runner.last.received, [{ type: 'STOP', graceful: true }]);
+    assert.equal(runner.instances.length, 1, 'no second run while the first finishes');
+    runner.last.sendBack({ type: 'STOPPED' });
     assert.equal(state(), 'starting');
     assert.equal(runner.instances.length, 2);
     assert.equal(runner.instances[0]!.stopped, true);
     assert.equal(actor.getSnapshot().context.restarts, 1);
+  });
+
+  it('stays stopped when a STOP comes during a restart\'s stop', () => {
+    const { runner, actor, state } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'PLAYING' });
+    actor.send({ type: 'RESTART' });
+    actor.send({ type: 'STOP' });
+    runner.last.sendBack({ type: 'STOPPED' });
+    assert.equal(state(), 'stopped');
+    assert.equal(runner.instances.length, 1);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createActor, SimulatedClock } from 'xstate';
-import { webrtcPeerMachine, type WebRtcPeerEmitted, type WebRtcPeerEvent, type WebRtcSessionInput } from '../../machines/webrtcPeer.js';
+import { viewerChildren, webrtcPeerMachine, webrtcViewersMachine, type WebRtcPeerEmitted, type WebRtcPeerEvent, type WebRtcSessionInput } from '../../machines/webrtcPeer.js';
 import { fakeCallback } from '../support/fakeCallback.js';
 
 function setup() {
@@ -14,6 +14,7 @@ function setup() {
   const emitted: WebRtcPeerEmitted[] = [];
   actor.on('closed', (e) => emitted.push(e));
   actor.on('connected', (e) => emitted.push(e));
+  actor.on('answered', (e) => emitted.push(e));
   actor.start();
   return { session, clock, actor, emitted };
 }
@@ -56,5 +57,48 @@ describe('WebRTC peer machine', () => {
     const failed = setup();
     failed.session.last.sendBack({ type: 'FAILED', reason: 'ICE failed' });
     assert.deepEqual(failed.emitted, [{ type: 'closed', peer: 'p1', reason: 'ICE failed' }]);
+  });
+
+  it('says "no offer" when the engine never produced one in time (a source that gives no media)', () => {
+    const { clock, actor, emitted } = setup();
+    clock.increment(10_000);
+    assert.equal(actor.getSnapshot().status, 'done');
+    assert.deepEqual(emitted, [
+      { type: 'closed', peer: 'p1', reason: 'no offer within 10000 ms: the pipeline produced no media to negotiate (is its source down?)' },
+    ]);
+  });
+
+  it('bounds the whole negotiation from the moment the viewer came, not per step', () => {
+    const { session, clock, actor } = setup();
+    clock.increment(6_000);
+    session.last.sendBack({ type: 'NEGOTIATING' });
+    clock.increment(4_000);
+    assert.equal(actor.getSnapshot().status, 'done');
+  });
+
+  it('hands a WHEP answer to its owner and waits for ICE', () => {
+    const { session, actor, emitted } = setup();
+    session.last.sendBack({ type: 'ANSWERED', sdp: 'v=0 answer' });
+    assert.deepEqual(actor.getSnapshot().value, { open: 'negotiating' });
+    assert.deepEqual(emitted, [{ type: 'answered', peer: 'p1', sdp: 'v=0 answer' }]);
+  });
+});
+
+describe('WebRTC viewers machine', () => {
+  it('spawns a peer per viewer, closes them all at once, and forgets closed ones', () => {
+    const session = fakeCallback<WebRtcSessionInput, WebRtcPeerEvent>();
+    const viewers = createActor(webrtcViewersMachine.provide({ actors: { peer: webrtcPeerMachine.provide({ actors: { session: session.logic } }) } }));
+    viewers.start();
+    for (const peer of ['a', 'b']) viewers.send({ type: 'ADD', input: { peer, negotiationTimeoutMs: 1_000 } });
+    const children = viewerChildren(viewers.getSnapshot());
+    assert.deepEqual([...children.keys()], ['a', 'b']);
+    assert.deepEqual(session.instances.map((i) => i.input.peer), ['a', 'b']);
+    const reasons: string[] = [];
+    for (const child of children.values()) child.on('closed', ({ reason }) => reasons.push(reason));
+    viewers.send({ type: 'CLOSE_ALL', reason: 'module stopping' });
+    assert.deepEqual(reasons, ['module stopping', 'module stopping']);
+    assert.ok(session.instances.every((i) => i.stopped));
+    viewers.send({ type: 'REMOVE', peer: 'a' });
+    assert.deepEqual([...viewerChildren(viewers.getSnapshot()).keys()], ['b']);
   });
 });

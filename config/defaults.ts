@@ -1,0 +1,39 @@
+/**
+ * Every default of the desired document, in one place: the twin's JSON Schema (schema/desired.schema.json)
+ * states the same values for editors, and a unit test keeps the two equal.
+ */
+import type { RestartPolicy } from './desired.js';
+
+/** All interfaces: the original module's default for every listener. */
+export const ANY_ADDRESS = '0.0.0.0';
+
+/** The web server (pages, /media, /ws, WHEP, /api/status, /metrics): the original module's port 8000. */
+export const DEFAULT_HTTP = { port: 8000, address: ANY_ADDRESS, mediaRoot: '/tmp' } as const;
+
+/** The RTSP server: port 8554, as the original. */
+export const DEFAULT_RTSP = { port: 8554, address: ANY_ADDRESS } as const;
+
+/** The metrics-only server: the IoT Edge convention (edgeHub and edgeAgent serve :9600/metrics). */
+export const DEFAULT_METRICS = { port: 9600, address: ANY_ADDRESS } as const;
+
+/** WebRTC viewers (twin key `webrtc`). */
+export const DEFAULT_WEBRTC = { maxPeers: 10, negotiationTimeoutMs: 15_000 } as const;
+
+/** Restarts and timing of pipelines (twin key `restart_policy`). */
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  initialDelayMs: 500,
+  maxDelayMs: 30_000,
+  startTimeoutMs: 15_000,
+  stopTimeoutMs: 5_000,
+  stableAfterMs: 10_000,
+};
+
+/**
+ * How to show a listening address in a URL to copy: a wildcard address is reached as localhost.
+ *
+ * @example
+ * displayHost('0.0.0.0') // 'localhost'
+ */
+export function displayHost(address: string): string {
+  return address === ANY_ADDRESS || address === '::' ? 'localhost' : address;
+}
