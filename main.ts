@@ -158,13 +158,11 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
   metrics.observe(plane);
   const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger });
   const web = new WebServers({ applied$: plane.applied$, status$: plane.status$, metrics, webrtc: gateway, logger });
-  plane.start();
-  web.start();
-  const useHub = iotHubConfigured(process.env);
-  if (useHub && twinPath) logger.warn(`IoT Hub settings found in the environment: the module twin is used, not ${twinPath}`);
-  const twin = twinPath ?? DEFAULT_TWIN;
-  const shutdown = useHub ? await runFromHub(plane, logger) : runFromFile(plane, logger, twin, reportedPath ?? reportedPathFor(twin));
+  installCrashPolicy(logger, metrics, redact);
 
+  // Signals are taken from the start: a SIGTERM while the hub connects (or a cached document starts) still stops
+  // the pipelines in order. Until the mode is set up there is nothing of it to shut down.
+  let shutdown: () => Promise<void> = async () => undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -175,14 +173,48 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
     }
     stopping = true;
     logger.info({ event: 'stopping', signal }, `${signal}: stopping pipelines gracefully`);
-    await shutdown();
-    await web.close();
+    let code = 0;
+    for (const [what, step] of [
+      ['pipelines', () => shutdown()],
+      ['web servers', () => web.close()],
+    ] as const) {
+      try {
+        await step();
+      } catch (error) {
+        code = 1;
+        logger.error({ event: 'stop-failed', step: what }, `stopping ${what} failed: ${redact((error as Error).message ?? String(error))}`);
+      }
+    }
     metrics.close();
-    logger.info({ event: 'stopped' }, 'stopped');
-    process.exit(0);
+    logger.info({ event: 'stopped', code }, 'stopped');
+    process.exit(code);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+
+  plane.start();
+  web.start();
+  const useHub = iotHubConfigured(process.env);
+  if (useHub && twinPath) logger.warn(`IoT Hub settings found in the environment: the module twin is used, not ${twinPath}`);
+  const twin = twinPath ?? DEFAULT_TWIN;
+  const modeShutdown = useHub ? await runFromHub(plane, logger) : runFromFile(plane, logger, twin, reportedPath ?? reportedPathFor(twin));
+  shutdown = modeShutdown;
+  if (stopping) await modeShutdown();
+}
+
+/**
+ * What slips through every other guard (a bug in a library's callback, a rejection nobody awaited) is logged,
+ * counted, and survived: the module faces clients it does not control, and one of them must never be able to end
+ * it for everyone. The engine process is separate and supervised; this is the control plane's own policy.
+ */
+function installCrashPolicy(logger: Logger, metrics: Metrics, redact: (text: string) => string): void {
+  const report = (kind: 'exception' | 'rejection', error: unknown) => {
+    metrics.observeUncaught(kind);
+    const text = error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error);
+    logger.error({ event: 'uncaught', kind }, `uncaught ${kind}, module keeps running: ${redact(text)}`);
+  };
+  process.on('uncaughtException', (error) => report('exception', error));
+  process.on('unhandledRejection', (reason) => report('rejection', reason));
 }
 
 /** True when the environment says to connect to IoT Hub / IoT Edge instead of reading a twin file. */

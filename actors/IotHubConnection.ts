@@ -7,12 +7,15 @@ import { auditTime, filter, firstValueFrom, Subject, type Subscription } from 'r
 import { createActor, fromPromise } from 'xstate';
 import { iotHubConnectionMachine, type IotHubConnectionActor } from '../machines/iotHubConnection.js';
 import type { ControlPlane, ControlPlaneEvent, StatusDocument } from './ControlPlane.js';
-import { applyPatch, reportedPatch } from './reportedPatch.js';
+import { applyPatch, capReported, reportedPatch } from './reportedPatch.js';
 import { StateFile } from './stateDir.js';
 
 // Both SDK packages are CommonJS: named ESM imports of them fail at run time.
 const { ModuleClient, Message, DeviceMethodResponse: MethodResponse } = azureIotDevice;
 const { Mqtt } = azureIotDeviceMqtt;
+
+/** How long the last report and the disconnect may take when the module stops. */
+export const IOT_HUB_CLOSE_TIMEOUT_MS = 2_000;
 
 /** The direct methods the module answers; anything else gets 404. */
 export const DIRECT_METHODS = ['getStatus', 'restartPipeline', 'setDesired'] as const;
@@ -51,7 +54,7 @@ function connectionAdvice(error: unknown): string {
  */
 function ownReported(reported: unknown, status: StatusDocument): Record<string, unknown> {
   const plain = JSON.parse(JSON.stringify(reported ?? {})) as Record<string, unknown>;
-  return Object.fromEntries(Object.keys(status).filter((k) => k in plain).map((k) => [k, plain[k]]));
+  return Object.fromEntries([...Object.keys(status), 'truncated'].filter((k) => k in plain).map((k) => [k, plain[k]]));
 }
 
 class MethodError extends Error {
@@ -156,18 +159,26 @@ export class IotHubConnection {
   }
 
   /** A last report (bounded by `timeoutMs`, so a hub that does not answer cannot hold up the exit), then disconnects. */
-  async close(timeoutMs = 2_000): Promise<void> {
+  async close(timeoutMs = IOT_HUB_CLOSE_TIMEOUT_MS): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#queueReport(this.#plane.status$.value);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#reporting, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
     const done = new Promise<void>((resolve) => this.#connection.subscribe({ complete: resolve }));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([
+      (async () => {
+        await this.#reporting;
+        this.#connection.send({ type: 'CLOSE' });
+        await done;
+        await this.#lastDesired.settled();
+      })(),
+      deadline,
+    ]);
+    clearTimeout(timer);
+    // Past the deadline the connection is closed regardless (the process is about to exit).
     this.#connection.send({ type: 'CLOSE' });
-    await done;
-    await this.#lastDesired.settled();
   }
 
   /** Opens a client and fetches the twin (the machine's `connect`); rejects on failure, leaving nothing open. */
@@ -240,7 +251,7 @@ export class IotHubConnection {
   async #report(status: StatusDocument): Promise<void> {
     const twin = this.#twin;
     if (!twin || this.#hubReported === null) return;
-    const patch = reportedPatch(this.#hubReported, status);
+    const patch = reportedPatch(this.#hubReported, capReported(status));
     if (!patch) return;
     try {
       // update() takes a callback only: awaiting it would not wait.

@@ -40,6 +40,7 @@ export class Metrics {
   readonly #engineRestarts: Counter<'reason'>;
   readonly #engineUp: Gauge;
   readonly #httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly #uncaught: Counter<'kind'>;
   /** Last engine counters per stream, to turn its cumulative counts (reset by an engine restart) into increments. */
   readonly #lastStreams = new Map<string, { buffers: number; bytes: number; at: number }>();
   /** Pipelines seen in the state gauge, so a removed pipeline's series go away. */
@@ -76,6 +77,8 @@ export class Metrics {
     this.#engineRestarts = new Counter({ name: `${p}_engine_restarts_total`, help: 'Media engine restarts, by why it went down (exited, hung, failed_to_start)', labelNames: ['reason'], registers });
     this.#engineUp = new Gauge({ name: `${p}_engine_up`, help: '1 while the media engine process is up', registers });
     this.#httpRequests = new Counter({ name: `${p}_http_requests_total`, help: 'HTTP requests served', labelNames: ['method', 'route', 'status'], registers });
+    this.#uncaught = new Counter({ name: `${p}_uncaught_errors_total`, help: 'Exceptions and rejections no handler caught (logged; the module kept running)', labelNames: ['kind'], registers });
+    for (const kind of ['exception', 'rejection']) this.#uncaught.inc({ kind }, 0);
     this.#webrtcPeers.set(0);
     this.#engineUp.set(0);
     for (const result of ['applied', 'rejected']) this.#twinUpdates.inc({ result }, 0);
@@ -106,6 +109,10 @@ export class Metrics {
       }),
       plane.stats$.subscribe((stats) => stats && this.#onStats(stats)),
     );
+  }
+
+  observeUncaught(kind: 'exception' | 'rejection'): void {
+    this.#uncaught.inc({ kind });
   }
 
   observeHttp(method: string, route: string, status: number): void {

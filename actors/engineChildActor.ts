@@ -1,8 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fromCallback } from 'xstate';
 import { isEngineEvent, type EngineCommand, type EngineEvent } from '../ipc/protocol.js';
 import type { EngineProcessCommand, EngineProcessEvent } from '../machines/engine.js';
+import { OutputLines } from './outputLines.js';
 
 /** The compiled engine entry point (this file is dist/actors/engineChildActor.js). */
 export const ENGINE_ENTRY = new URL('../media/engine.js', import.meta.url);
@@ -45,7 +45,10 @@ export function engineChildLogic(hooks: EngineChildHooks) {
     };
     for (const stream of ['stdout', 'stderr'] as const) {
       const source = child[stream];
-      if (source) createInterface({ input: source }).on('line', (line) => hooks.onOutput(line, stream));
+      if (!source) continue;
+      const lines = new OutputLines((line) => hooks.onOutput(line, stream));
+      source.on('data', (chunk: Buffer) => lines.push(chunk));
+      source.on('end', () => lines.end());
     }
     // Liveness for the machine's hang watchdog: any message is a sign of life.
     let lastHeard = 0;
@@ -55,7 +58,10 @@ export function engineChildLogic(hooks: EngineChildHooks) {
         lastHeard = now;
         sendBack({ type: 'HEARD' } satisfies EngineProcessEvent);
       }
-      if (!isEngineEvent(message)) return;
+      if (!isEngineEvent(message)) {
+        hooks.onOutput(`ignored a malformed message from the media engine: ${JSON.stringify(message)?.slice(0, 200)}`, 'stderr');
+        return;
+      }
       if (message.type === 'ready') {
         hooks.onChannel(send);
         sendBack({ type: 'READY', pid: message.pid } satisfies EngineProcessEvent);

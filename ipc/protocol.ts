@@ -84,11 +84,83 @@ export type EngineEvent =
   | { type: 'pong' }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; pipeline?: string };
 
-/** Type guard for messages arriving on the IPC channel (the other side is our own code, but a bug there must not crash this side). */
-export function isEngineEvent(value: unknown): value is EngineEvent {
-  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+/** A check of one field's value. */
+type Check = (value: unknown) => boolean;
+
+const str: Check = (v) => typeof v === 'string';
+const num: Check = (v) => typeof v === 'number' && Number.isFinite(v);
+const bool: Check = (v) => typeof v === 'boolean';
+const nullable = (check: Check): Check => (v) => v === null || check(v);
+const optional = (check: Check): Check => (v) => v === undefined || check(v);
+const oneOf = (...values: readonly string[]): Check => (v) => typeof v === 'string' && values.includes(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const fields = (spec: Record<string, Check>): Check => (v) => isObject(v) && Object.entries(spec).every(([key, check]) => check(v[key]));
+const recordOf = (check: Check): Check => (v) => isObject(v) && Object.values(v).every(check);
+const arrayOf = (check: Check): Check => (v) => Array.isArray(v) && v.every(check);
+
+const SIGNAL: Check = (v) =>
+  fields({ sdp: fields({ type: oneOf('offer', 'answer'), sdp: str }) })(v) || fields({ ice: fields({ candidate: str, sdpMLineIndex: num }) })(v);
+const STATS = fields({
+  streams: recordOf(fields({ buffers: num, bytes: num, caps: nullable(str) })),
+  rtsp: recordOf(fields({ viewers: num, bytesSent: num })),
+  webrtcPeers: num,
+});
+const RUN = { pipeline: str, run: num };
+
+/** The fields of every engine event, by type: what {@link isEngineEvent} checks. */
+const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check> } = {
+  ready: { pid: num, gstVersion: str },
+  reply: { id: num, ok: bool, error: optional(str) },
+  state: { ...RUN, state: oneOf('void-pending', 'null', 'ready', 'paused', 'playing') },
+  error: { ...RUN, message: str, source: str, debug: nullable(str) },
+  warning: { ...RUN, message: str, source: str },
+  eos: RUN,
+  stopped: { ...RUN, eos: bool },
+  rtsp: { port: nullable(num), mounts: arrayOf(str), error: nullable(str) },
+  stats: { stats: STATS },
+  'webrtc-signal': { peer: str, signal: SIGNAL },
+  'webrtc-state': { peer: str, state: oneOf('connecting', 'negotiating', 'connected', 'failed', 'closed'), reason: nullable(str) },
+  pong: {},
+  log: { level: oneOf('debug', 'info', 'warn', 'error'), msg: str, pipeline: optional(str) },
+};
+
+/** The fields of every command, by type: what {@link isEngineCommand} checks. */
+const COMMAND_FIELDS: { readonly [T in EngineCommand['type']]: Record<string, Check> } = {
+  validate: { id: num, launch: str },
+  start: { ...RUN, launch: str },
+  stop: { ...RUN, graceful: bool, timeoutMs: num },
+  rtsp: { config: fields({ port: num, address: str, mounts: arrayOf(fields({ path: str, launch: str })) }) },
+  'webrtc-open': {
+    spec: fields({
+      peer: str,
+      mode: oneOf('shared', 'per-viewer'),
+      launch: nullable(str),
+      stunServer: nullable(str),
+      turnServers: arrayOf(str),
+      offer: nullable(str),
+    }),
+  },
+  'webrtc-signal': { peer: str, signal: SIGNAL },
+  'webrtc-close': { peer: str },
+  shutdown: { timeoutMs: num },
+  ping: {},
+};
+
+function matches(value: unknown, table: Readonly<Record<string, Record<string, Check>>>): boolean {
+  if (!isObject(value) || typeof value.type !== 'string' || !Object.hasOwn(table, value.type)) return false;
+  return fields(table[value.type]!)(value);
 }
 
+/**
+ * Whether a message from the IPC channel is an {@link EngineEvent}: its type known and every field of that type
+ * present with the right kind of value. The other side is our own code, but a bug there (or a plugin writing to
+ * the channel) must not throw inside this side's subscribers.
+ */
+export function isEngineEvent(value: unknown): value is EngineEvent {
+  return matches(value, EVENT_FIELDS);
+}
+
+/** Whether a message from the IPC channel is an {@link EngineCommand} (see {@link isEngineEvent}). */
 export function isEngineCommand(value: unknown): value is EngineCommand {
-  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+  return matches(value, COMMAND_FIELDS);
 }

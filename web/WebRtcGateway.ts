@@ -17,6 +17,7 @@ import {
   type WebRtcSessionInput,
   type WebRtcViewersActor,
 } from '../machines/webrtcPeer.js';
+import { Admission, clientKey, DEFAULT_ADMISSION, type AdmissionLimits } from './admission.js';
 import { closeReason } from './closeReason.js';
 
 /** The seed's signalling path. */
@@ -30,6 +31,9 @@ const CLOSE_TRY_LATER = 1013;
 const CLOSE_GOING_AWAY = 1001;
 /** A viewer's socket that misses a ping for this long is closed (and its peer with it). */
 const HEARTBEAT_MS = 15_000;
+/** Signalling messages one socket may send per window: a negotiation takes a few dozen. */
+const MAX_MESSAGES_PER_WINDOW = 200;
+const MESSAGE_WINDOW_MS = 10_000;
 
 /** Replaces the address of host candidates (container/NAT addresses) with the one viewers can reach. */
 export function advertise(signal: SignalMessage, host: string | null): SignalMessage {
@@ -64,6 +68,8 @@ export interface WebRtcGatewayOptions {
   /** Hides values expanded from the environment (a per-viewer pipeline's failure can quote them). */
   readonly redact: (text: string) => string;
   readonly logger: Logger;
+  /** New viewers' rate and viewers per address (default {@link DEFAULT_ADMISSION}). */
+  readonly admission?: AdmissionLimits;
 }
 
 /**
@@ -81,11 +87,16 @@ export class WebRtcGateway {
   /** Each seed-protocol viewer's socket, by peer id (WHEP viewers have none). */
   readonly #sockets = new Map<string, WebSocket>();
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNAL_BYTES });
+  /** Who may open a viewer now (rate, viewers per address). */
+  readonly #admission: Admission;
+  /** The client key each viewer was admitted under, released when it closes. */
+  readonly #admitted = new Map<string, string>();
 
   constructor(options: WebRtcGatewayOptions) {
     this.#webrtc = options.webrtc;
     this.#redact = options.redact;
     this.#log = options.logger.child({ component: 'webrtc' });
+    this.#admission = new Admission(options.admission ?? DEFAULT_ADMISSION);
     const session = fromCallback<WebRtcPeerEvent, WebRtcSessionInput>(({ input, sendBack }) => this.#session(input.peer, sendBack));
     this.#viewers = createActor(webrtcViewersMachine.provide({ actors: { peer: webrtcPeerMachine.provide({ actors: { session } }) } }));
     this.#viewers.start();
@@ -103,7 +114,7 @@ export class WebRtcGateway {
         socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
         return;
       }
-      this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onSocket(ws));
+      this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onSocket(ws, clientKey(request.socket.remoteAddress)));
     });
   }
 
@@ -119,7 +130,11 @@ export class WebRtcGateway {
       if (!checked.ok) return reply.code(400).send({ error: checked.reason });
       const refusal = this.#refusal();
       if (refusal) return reply.code(refusal.status).send({ error: refusal.reason });
+      const key = clientKey(request.socket.remoteAddress);
+      const admitted = this.#admission.admit(key);
+      if (!admitted.ok) return reply.code(429).header('retry-after', String(admitted.retryAfterS)).send({ error: admitted.reason });
       const id = randomUUID();
+      this.#admitted.set(id, key);
       // The peer machine bounds the wait (negotiation timeout): it answers or it closes.
       const outcome = new Promise<{ sdp: string } | { error: string }>((resolve) => {
         const actor = this.#open(id, null, offer);
@@ -159,15 +174,33 @@ export class WebRtcGateway {
     return null;
   }
 
-  #onSocket(ws: WebSocket): void {
+  #onSocket(ws: WebSocket, key: string): void {
     const refusal = this.#refusal();
     if (refusal) {
       ws.close(refusal.code, closeReason(refusal.reason));
       return;
     }
+    const admitted = this.#admission.admit(key);
+    if (!admitted.ok) {
+      ws.close(CLOSE_TRY_LATER, closeReason(`${admitted.reason}; try again in ${admitted.retryAfterS} s`));
+      return;
+    }
     const id = randomUUID();
+    this.#admitted.set(id, key);
+    let windowStart = Date.now();
+    let messages = 0;
     ws.on('message', (data, isBinary) => {
       if (!this.#sockets.has(id)) return;
+      const now = Date.now();
+      if (now - windowStart >= MESSAGE_WINDOW_MS) {
+        windowStart = now;
+        messages = 0;
+      }
+      if (++messages > MAX_MESSAGES_PER_WINDOW) {
+        this.#log.warn({ event: 'webrtc-message-flood', peer: id }, `closing viewer ${id}: more than ${MAX_MESSAGES_PER_WINDOW} messages in ${MESSAGE_WINDOW_MS / 1000} s`);
+        ws.close(CLOSE_BAD_MESSAGE, closeReason(`too many signalling messages (more than ${MAX_MESSAGES_PER_WINDOW} in ${MESSAGE_WINDOW_MS / 1000} s)`));
+        return;
+      }
       const text = isBinary ? null : data.toString();
       const checked = text === null ? { ok: false as const, reason: 'binary messages are not signalling' } : parseSignal(text);
       if (!checked.ok) {
@@ -246,6 +279,9 @@ export class WebRtcGateway {
     actor.on('closed', ({ reason: raw }) => {
       const reason = this.#redact(raw);
       this.#sockets.delete(id);
+      const key = this.#admitted.get(id);
+      this.#admitted.delete(id);
+      if (key !== undefined) this.#admission.release(key);
       this.#viewers.send({ type: 'REMOVE', peer: id });
       this.#log.info({ event: 'webrtc-closed', peer: id, reason }, `WebRTC viewer ${id} gone: ${reason}`);
       if (socket && socket.readyState === socket.OPEN) socket.close(CLOSE_GOING_AWAY, closeReason(reason));

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { BehaviorSubject, Subscription } from 'rxjs';
@@ -6,7 +6,7 @@ import type { StatusDocument } from '../actors/ControlPlane.js';
 import type { Metrics } from '../actors/Metrics.js';
 import { displayHost } from '../config/defaults.js';
 import type { HttpSettings, MetricsSettings, ResolvedConfig } from '../config/desired.js';
-import { createWebApp } from './app.js';
+import { boundedFastify, createWebApp } from './app.js';
 import { countRequests, metricsRoute } from './metricsRoute.js';
 import { statusRoutes } from './statusRoutes.js';
 import type { WebRtcGateway } from './WebRtcGateway.js';
@@ -57,7 +57,11 @@ export class WebServers {
 
   start(): void {
     this.#subscription = this.#applied$.subscribe((config) => {
-      if (config) this.#queue = this.#queue.then(() => this.#reconcile(config));
+      if (!config) return;
+      // A failed reconcile is logged and the next config tries again: the queue itself must never reject.
+      this.#queue = this.#queue
+        .then(() => this.#reconcile(config))
+        .catch((error: unknown) => this.#log.error({ event: 'http-reconcile-failed' }, `web servers not updated: ${(error as Error).message ?? String(error)}`));
     });
   }
 
@@ -98,7 +102,7 @@ export class WebServers {
       await this.#metricsServer?.app.close();
       this.#metricsServer = null;
       if (metrics.port !== null) {
-        const app = Fastify({ logger: false });
+        const app = boundedFastify(false);
         metricsRoute(app, this.#metrics);
         this.#metricsServer = await this.#listen(app, { ...metrics, port: metrics.port }, 'metrics');
       }

@@ -36,6 +36,32 @@ export interface WebAppOptions {
   extraRoutes?: (app: FastifyInstance) => void;
 }
 
+/**
+ * Every HTTP server of the module is bounded: connections (each can pin a little memory), how long a client may
+ * take to send a request, and how long a connection may sit idle (a client that stops reading a response is
+ * dropped then; SSE streams and websockets send keep-alives well within it).
+ */
+export const HTTP_LIMITS = {
+  maxConnections: 256,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  bodyLimitBytes: 1024 * 1024,
+} as const;
+
+/** A fastify app with {@link HTTP_LIMITS}; `false` for no request logging. */
+export function boundedFastify(logger: FastifyBaseLogger | false): FastifyInstance {
+  const limits = {
+    connectionTimeout: HTTP_LIMITS.idleTimeoutMs,
+    requestTimeout: HTTP_LIMITS.requestTimeoutMs,
+    keepAliveTimeout: HTTP_LIMITS.keepAliveTimeoutMs,
+    bodyLimit: HTTP_LIMITS.bodyLimitBytes,
+  };
+  const app: FastifyInstance = logger === false ? Fastify({ logger: false, ...limits }) : Fastify({ loggerInstance: logger, ...limits });
+  app.server.maxConnections = HTTP_LIMITS.maxConnections;
+  return app;
+}
+
 /** The player scripts, by the name the pages load them under `/wwwroot/vendor/`. */
 const VENDOR_SCRIPTS: Record<string, string> = {
   // UMD builds: they define `window.Hls` and `window.dashjs` for plain <script> tags without a bundler.
@@ -82,10 +108,7 @@ export function createWebApp(options: WebAppOptions = {}): FastifyInstance {
   // Resolved now so that a missing dependency fails at start-up, not on a viewer's first page load.
   const vendor = new Map(Object.entries(VENDOR_SCRIPTS).map(([name, id]) => [name, require.resolve(id)]));
 
-  const app: FastifyInstance =
-    options.logger === undefined || options.logger === false
-      ? Fastify({ logger: false })
-      : Fastify({ loggerInstance: options.logger });
+  const app = boundedFastify(options.logger === undefined ? false : options.logger);
 
   app.get('/', (_req, reply) => reply.redirect('/wwwroot/index.html'));
 

@@ -46,11 +46,13 @@ const SEGMENT_EXTENSIONS = new Set(['.ts', '.m4s', '.m4a', '.m4v', '.aac', '.cmf
 const SEGMENT_CACHE_CONTROL = 'public, max-age=30';
 
 /**
- * Ranges up to this size are read with one read into one buffer and written with one write. Longer ones
- * (whole recordings) stream in 1 MiB chunks so memory stays bounded.
+ * Uncached ranges up to this size are read with one read into one buffer and written with one write; longer ones
+ * stream in chunks read as the client takes them. A client that stops reading then pins at most this much (plus a
+ * chunk) until the connection's idle timeout ends it. Live segments are mostly served from the shared cache,
+ * which costs no memory per client.
  */
-const BUFFERED_MAX = 8 * 1024 * 1024;
-const STREAM_CHUNK = 1024 * 1024;
+const BUFFERED_MAX = 1024 * 1024;
+const STREAM_CHUNK = 256 * 1024;
 export const MEDIA_PREFIX = '/media/';
 
 /** Opening never follows a final symlink (the real path is opened) nor blocks on a FIFO left in the folder. */

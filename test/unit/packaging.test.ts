@@ -63,6 +63,17 @@ describe('IoT Edge deployment files', () => {
     }
   });
 
+  it('gives the module time to stop gracefully before Docker kills it', async () => {
+    const { DEFAULT_RESTART_POLICY } = await import('../../config/defaults.js');
+    const { STOP_MARGIN_MS } = await import('../../machines/pipeline.js');
+    const { DEFAULT_ENGINE_POLICY } = await import('../../machines/engine.js');
+    const { IOT_HUB_CLOSE_TIMEOUT_MS } = await import('../../actors/IotHubConnection.js');
+    // Pipelines get EOS (bounded), then the engine exits (bounded), then the last report goes to the hub (bounded).
+    const budgetMs = DEFAULT_RESTART_POLICY.stopTimeoutMs + 2 * STOP_MARGIN_MS + DEFAULT_ENGINE_POLICY.shutdownTimeoutMs + IOT_HUB_CLOSE_TIMEOUT_MS;
+    const stopTimeoutS = gst.settings.createOptions.StopTimeout as number;
+    assert.ok(stopTimeoutS * 1000 >= budgetMs + 5_000, `StopTimeout ${stopTimeoutS} s leaves room for the ${budgetMs} ms graceful stop`);
+  });
+
   it('carries a desired-properties example from the seed that the module accepts', async () => {
     const { parseDesired, resolveDesired } = await import('../../config/desired.js');
     const desired = deployment.modulesContent['gst-iotedge']!['properties.desired'];

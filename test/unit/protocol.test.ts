@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isEngineCommand, isEngineEvent } from '../../ipc/protocol.js';
+
+describe('IPC protocol guards', () => {
+  it('accept every well-formed engine event', () => {
+    const good: unknown[] = [
+      { type: 'ready', pid: 1, gstVersion: 'GStreamer 1.22.0' },
+      { type: 'reply', id: 3, ok: true },
+      { type: 'reply', id: 3, ok: false, error: 'no element "x"' },
+      { type: 'state', pipeline: 'main', run: 1, state: 'playing' },
+      { type: 'error', pipeline: 'main', run: 1, message: 'm', source: 'src', debug: null },
+      { type: 'stopped', pipeline: 'main', run: 1, eos: true },
+      { type: 'rtsp', port: 8554, mounts: ['/player'], error: null },
+      { type: 'stats', stats: { streams: { video: { buffers: 1, bytes: 2, caps: null } }, rtsp: { '/player': { viewers: 0, bytesSent: 0 } }, webrtcPeers: 0 } },
+      { type: 'webrtc-signal', peer: 'p', signal: { ice: { candidate: 'candidate:1', sdpMLineIndex: 0 } } },
+      { type: 'webrtc-state', peer: 'p', state: 'connected', reason: null },
+      { type: 'pong' },
+      { type: 'log', level: 'warn', msg: 'x' },
+    ];
+    for (const event of good) assert.equal(isEngineEvent(event), true, JSON.stringify(event));
+  });
+
+  it('refuse malformed ones instead of letting subscribers throw on them', () => {
+    const bad: unknown[] = [
+      null,
+      42,
+      'ready',
+      [],
+      {},
+      { type: 'nope' },
+      { type: 'toString' },
+      { type: '__proto__' },
+      { type: 'ready', pid: '1', gstVersion: 'x' },
+      { type: 'state', pipeline: 'main', run: 1, state: 'dancing' },
+      { type: 'state', pipeline: 'main', state: 'playing' },
+      { type: 'stats', stats: { streams: { video: { buffers: 'many' } }, rtsp: {}, webrtcPeers: 0 } },
+      { type: 'stats', stats: null },
+      { type: 'rtsp', port: 1, mounts: [1], error: null },
+      { type: 'webrtc-signal', peer: 'p', signal: { sdp: 'v=0' } },
+      { type: 'log', level: 'fatal', msg: 'x' },
+      { type: 'stats', stats: { streams: {}, rtsp: {}, webrtcPeers: Number.NaN } },
+    ];
+    for (const event of bad) assert.equal(isEngineEvent(event), false, JSON.stringify(event));
+  });
+
+  it('check commands the same way on the engine side', () => {
+    assert.equal(isEngineCommand({ type: 'start', pipeline: 'main', run: 1, launch: 'videotestsrc ! fakesink' }), true);
+    assert.equal(isEngineCommand({ type: 'ping' }), true);
+    assert.equal(isEngineCommand({ type: 'start', pipeline: 'main', run: 1 }), false);
+    assert.equal(isEngineCommand({ type: 'webrtc-open', spec: { peer: 'p', mode: 'mesh', launch: null, stunServer: null, turnServers: [], offer: null } }), false);
+  });
+});
