@@ -20,6 +20,7 @@ import { pipelineChildren, pipelinesMachine, type PipelinesActor } from '../mach
 import { planSwap } from '../machines/swapPlan.js';
 import { EngineUnavailableError, type EngineStatus, type EngineStreamEvent, type MediaEngine } from './EngineClient.js';
 import { pipelineRunLogic } from './pipelineRunActor.js';
+import { sourceProbeLogic } from './sourceProbe.js';
 
 /** Per pipeline, as reported. */
 export interface PipelineStatus {
@@ -30,6 +31,8 @@ export interface PipelineStatus {
   lastErrorAt: string | null;
   /** The twin's text, variables unexpanded, URI userinfo masked. */
   pipeline: string;
+  /** In `waiting-for-source`: the network source that does not answer (URI userinfo masked), and since when. */
+  waitingFor?: { source: string; since: string };
 }
 
 /** The status document: reported properties, the status API and the status page all show this. */
@@ -298,7 +301,8 @@ export class ControlPlane {
       onError: (name, message, source, debug) =>
         this.#logger.error({ pipeline: name, source, debug: debug === null ? null : this.redactor.redact(debug) }, this.redactor.redact(message)),
     });
-    return createActor(pipelinesMachine.provide({ actors: { pipeline: pipelineMachine.provide({ actors: { runner } }) } }));
+    const probe = sourceProbeLogic();
+    return createActor(pipelinesMachine.provide({ actors: { pipeline: pipelineMachine.provide({ actors: { runner, probe } }) } }));
   }
 
   #pipeline(name: string): PipelineActor | undefined {
@@ -319,7 +323,11 @@ export class ControlPlane {
       if (this.#lastLogged.get(name) !== state) {
         this.#lastLogged.set(name, state);
         const lastError = snapshot.context.lastError ? this.redactor.redact(snapshot.context.lastError.message) : null;
-        log.info({ event: 'pipeline-state', state, restarts, lastError, template: maskUserinfo(template) }, `pipeline ${name} ${state}`);
+        const waitingFor = state === 'waiting-for-source' && snapshot.context.waitingFor ? this.redactor.redact(snapshot.context.waitingFor) : undefined;
+        log.info(
+          { event: 'pipeline-state', state, restarts, lastError, template: maskUserinfo(template), ...(waitingFor ? { waitingFor } : {}) },
+          `pipeline ${name} ${state}${waitingFor ? ` (${waitingFor})` : ''}`,
+        );
         this.events$.next({ type: 'pipeline-state', pipeline: name, state, restarts, lastError, at: iso(Date.now()) });
       }
       this.#publish();
@@ -377,14 +385,16 @@ export class ControlPlane {
     const children = this.#pipelines ? pipelineChildren(this.#pipelines.getSnapshot()) : new Map<string, PipelineActor>();
     for (const [name, actor] of children) {
       const snapshot = actor.getSnapshot();
-      const { restarts, lastError, since, template } = snapshot.context;
+      const { restarts, lastError, since, template, waitingFor } = snapshot.context;
+      const state = pipelineStateName(snapshot);
       pipelines[name] = {
-        state: pipelineStateName(snapshot),
+        state,
         since: iso(since),
         restarts,
         lastError: lastError ? this.redactor.redact(lastError.message) : null,
         lastErrorAt: lastError ? iso(lastError.at) : null,
         pipeline: maskUserinfo(template),
+        ...(state === 'waiting-for-source' && waitingFor ? { waitingFor: { source: this.redactor.redact(waitingFor), since: iso(since) } } : {}),
       };
     }
     const engine = this.#engine.status();

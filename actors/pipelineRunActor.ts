@@ -30,7 +30,7 @@ export function pipelineRunLogic(engine: MediaEngine, hooks: RunnerHooks) {
             break;
           case 'error':
             hooks.onError(name, event.message, event.source, event.debug);
-            sendBack({ type: 'ERROR', message: event.message } satisfies PipelineRunnerEvent);
+            sendBack({ type: 'ERROR', message: event.message, sourceUri: event.sourceUri ?? null } satisfies PipelineRunnerEvent);
             break;
           case 'warning':
             hooks.onWarning(name, event.message, event.source);

@@ -73,7 +73,11 @@ export type EngineEvent =
   | { type: 'reply'; id: number; ok: true }
   | { type: 'reply'; id: number; ok: false; error: string }
   | { type: 'state'; pipeline: string; run: number; state: GstStateName }
-  | { type: 'error'; pipeline: string; run: number; message: string; source: string; debug: string | null }
+  /**
+   * `sourceUri`: set when the element that failed is a network source that could not reach its camera (connect,
+   * resolve, read): its location, for the control plane to wait for rather than restart blindly.
+   */
+  | { type: 'error'; pipeline: string; run: number; message: string; source: string; debug: string | null; sourceUri?: string | null }
   | { type: 'warning'; pipeline: string; run: number; message: string; source: string }
   | { type: 'eos'; pipeline: string; run: number }
   | { type: 'stopped'; pipeline: string; run: number; eos: boolean }
@@ -112,7 +116,7 @@ const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check>
   ready: { pid: num, gstVersion: str },
   reply: { id: num, ok: bool, error: optional(str) },
   state: { ...RUN, state: oneOf('void-pending', 'null', 'ready', 'paused', 'playing') },
-  error: { ...RUN, message: str, source: str, debug: nullable(str) },
+  error: { ...RUN, message: str, source: str, debug: nullable(str), sourceUri: optional(nullable(str)) },
   warning: { ...RUN, message: str, source: str },
   eos: RUN,
   stopped: { ...RUN, eos: bool },

@@ -1,4 +1,4 @@
-import { assign, emit, fromCallback, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+import { assign, emit, fromCallback, sendTo, setup, type ActorRefFrom, type EventObject, type SnapshotFrom } from 'xstate';
 import type { EosPolicy, RestartPolicy } from '../config/desired.js';
 import { backoffDelay } from './backoff.js';
 
@@ -9,12 +9,24 @@ export interface PipelineRunInput {
   readonly stopTimeoutMs: number;
 }
 
-/** Events the runner sends back to the machine (GStreamer bus messages, translated by the engine). */
+/**
+ * Events the runner sends back to the machine (GStreamer bus messages, translated by the engine). An ERROR carries
+ * `sourceUri` when the element that failed is a network source that could not reach its camera (connect, resolve,
+ * read): then the pipeline is not at fault, and it waits for the source rather than doubling its delays.
+ */
 export type PipelineRunnerEvent =
   | { type: 'PLAYING' }
-  | { type: 'ERROR'; message: string }
+  | { type: 'ERROR'; message: string; sourceUri?: string | null }
   | { type: 'EOS' }
   | { type: 'STOPPED' };
+
+/** What the source probe is given: the URI to check (`rtsp://host:port/...`). */
+export interface SourceProbeInput {
+  readonly uri: string;
+}
+
+/** What the source probe says: the source answers again, or it cannot be probed (not TCP), so plain backoff it is. */
+export type SourceProbeEvent = { type: 'SOURCE_REACHABLE' } | { type: 'SOURCE_UNPROBEABLE' };
 
 /** Events the runner receives from the machine. */
 export type PipelineRunnerCommand = { type: 'STOP'; graceful: boolean };
@@ -28,7 +40,7 @@ export type PipelineCommand =
   /** The media engine is (back) up: a pipeline waiting in backoff need not wait any longer. */
   | { type: 'ENGINE_READY' };
 
-export type PipelineEvent = PipelineCommand | PipelineRunnerEvent;
+export type PipelineEvent = PipelineCommand | PipelineRunnerEvent | SourceProbeEvent;
 
 export interface PipelineInput {
   readonly name: string;
@@ -53,6 +65,8 @@ export interface PipelineContext extends PipelineInput {
   gracefulStop: boolean;
   /** The stop under way is a RESTART: start again once stopped. */
   restartAfterStop: boolean;
+  /** The network source the last error came from, while the pipeline waits for it to answer again. */
+  waitingFor: string | null;
 }
 
 /** Emitted for observers (metrics, reported properties, logs) on every state change. */
@@ -71,7 +85,9 @@ function now(context: PipelineContext): number {
 /**
  * The lifecycle of one pipeline: idle -> active(starting -> playing) -> stopping -> stopped. An error, a start
  * that does not reach PLAYING in time, or an EOS (unless `onEos` is `stop`) goes to backoff and then starts
- * again. The runner actor (injected) owns one GStreamer pipeline for as long as `active` lasts.
+ * again; a network source that cannot be reached a second time in a row goes to `waiting-for-source`, where a probe
+ * starts the pipeline again as soon as the source answers. The runner actor (injected) owns one GStreamer pipeline
+ * for as long as `active` lasts.
  */
 export const pipelineMachine = setup({
   types: {
@@ -82,6 +98,10 @@ export const pipelineMachine = setup({
   },
   actors: {
     runner: fromCallback<PipelineRunnerCommand, PipelineRunInput>(() => undefined),
+    /** Checks the source now and then; says SOURCE_REACHABLE once it answers (injected; by default it cannot). */
+    probe: fromCallback<EventObject, SourceProbeInput>(({ sendBack }) => {
+      sendBack({ type: 'SOURCE_UNPROBEABLE' });
+    }),
   },
   delays: {
     backoff: ({ context }) => backoffDelay(context.policy, context.attempt),
@@ -92,17 +112,23 @@ export const pipelineMachine = setup({
   guards: {
     restartOnEos: ({ context }) => context.onEos === 'restart',
     restartAfterStop: ({ context }) => context.restartAfterStop,
+    // The first failure retries after the short initial delay (a camera hiccup); from the second on, the pipeline
+    // waits for the source itself rather than for a delay that doubles to max_delay_ms.
+    sourceIsDown: ({ context, event }) => event.type === 'ERROR' && typeof event.sourceUri === 'string' && context.attempt > 0,
   },
   actions: {
     markSince: assign({ since: ({ context }) => now(context) }),
     announce: emit({ type: 'changed' }),
-    fail: assign(({ context }, params: { message: string }) => ({ lastError: { message: params.message, at: now(context) } })),
+    fail: assign(({ context }, params: { message: string; sourceUri?: string | null }) => ({
+      lastError: { message: params.message, at: now(context) },
+      waitingFor: params.sourceUri ?? null,
+    })),
     countRestart: assign({ restarts: ({ context }) => context.restarts + 1, attempt: ({ context }) => context.attempt + 1 }),
     resetAttempt: assign({ attempt: 0 }),
   },
 }).createMachine({
   id: 'pipeline',
-  context: ({ input }) => ({ ...input, restarts: 0, attempt: 0, lastError: null, since: (input.now ?? Date.now)(), gracefulStop: true, restartAfterStop: false }),
+  context: ({ input }) => ({ ...input, restarts: 0, attempt: 0, lastError: null, since: (input.now ?? Date.now)(), gracefulStop: true, restartAfterStop: false, waitingFor: null }),
   initial: 'idle',
   states: {
     idle: {
@@ -116,7 +142,14 @@ export const pipelineMachine = setup({
       },
       initial: 'starting',
       on: {
-        ERROR: { target: 'backoff', actions: { type: 'fail', params: ({ event }) => ({ message: event.message }) } },
+        ERROR: [
+          {
+            guard: 'sourceIsDown',
+            target: 'waiting-for-source',
+            actions: { type: 'fail', params: ({ event }) => ({ message: event.message, sourceUri: event.sourceUri }) },
+          },
+          { target: 'backoff', actions: { type: 'fail', params: ({ event }) => ({ message: event.message, sourceUri: event.sourceUri }) } },
+        ],
         EOS: [
           { guard: 'restartOnEos', target: 'backoff', actions: { type: 'fail', params: { message: 'end of stream' } } },
           { target: 'ended' },
@@ -171,6 +204,20 @@ export const pipelineMachine = setup({
       },
       after: { backoff: { target: 'active', actions: 'countRestart' } },
     },
+    // A network source that is down: probed (cheaply, e.g. a TCP connect) until it answers, then started at once;
+    // the doubling delay still applies as an upper bound, for sources a probe cannot tell about.
+    'waiting-for-source': {
+      entry: ['markSince', 'announce'],
+      invoke: { src: 'probe', input: ({ context }) => ({ uri: context.waitingFor ?? '' }) },
+      on: {
+        SOURCE_REACHABLE: { target: 'active', actions: 'countRestart' },
+        SOURCE_UNPROBEABLE: 'backoff',
+        STOP: 'stopped',
+        ENGINE_READY: { target: 'active', actions: 'countRestart' },
+        RESTART: { target: 'active', actions: 'countRestart' },
+      },
+      after: { backoff: { target: 'active', actions: 'countRestart' } },
+    },
     ended: {
       entry: ['markSince', 'announce'],
       on: { START: 'active', RESTART: { target: 'active', actions: 'countRestart' }, STOP: 'stopped' },
@@ -186,7 +233,7 @@ export type PipelineActor = ActorRefFrom<typeof pipelineMachine>;
 export type PipelineSnapshot = SnapshotFrom<typeof pipelineMachine>;
 
 /** A pipeline's state as reported (logs, status, metrics): the machine's states, `active`'s children flattened. */
-export type PipelineStateName = 'idle' | 'starting' | 'playing' | 'stopping' | 'backoff' | 'ended' | 'stopped';
+export type PipelineStateName = 'idle' | 'starting' | 'playing' | 'stopping' | 'backoff' | 'waiting-for-source' | 'ended' | 'stopped';
 
 /**
  * Every state a pipeline can be reported in, read from the machine itself (transient states, which a snapshot

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { createActor, SimulatedClock } from 'xstate';
 import type { RestartPolicy } from '../../config/desired.js';
 import { backoffDelay } from '../../machines/backoff.js';
-import { PIPELINE_STATES, pipelineMachine, pipelineStateName, type PipelineRunInput, type PipelineRunnerCommand } from '../../machines/pipeline.js';
+import { PIPELINE_STATES, pipelineMachine, pipelineStateName, type PipelineRunInput, type PipelineRunnerCommand, type SourceProbeInput } from '../../machines/pipeline.js';
 import { fakeCallback } from '../support/fakeCallback.js';
 
 const policy: RestartPolicy = {
@@ -16,14 +16,15 @@ const policy: RestartPolicy = {
 
 function setup(onEos: 'restart' | 'stop' = 'restart') {
   const runner = fakeCallback<PipelineRunInput, PipelineRunnerCommand>();
+  const probe = fakeCallback<SourceProbeInput>();
   const clock = new SimulatedClock();
-  const actor = createActor(pipelineMachine.provide({ actors: { runner: runner.logic } }), {
+  const actor = createActor(pipelineMachine.provide({ actors: { runner: runner.logic, probe: probe.logic } }), {
     input: { name: 'main', launch: 'videotestsrc ! fakesink', template: 'videotestsrc ! fakesink', onEos, policy, now: () => clock.now() },
     clock,
   });
   actor.start();
   const state = () => pipelineStateName(actor.getSnapshot());
-  return { runner, clock, actor, state };
+  return { runner, probe, clock, actor, state };
 }
 
 describe('pipeline machine', () => {
@@ -70,7 +71,7 @@ describe('pipeline machine', () => {
   });
 
   it('lists every state it can be reported in', () => {
-    assert.deepEqual(PIPELINE_STATES, ['idle', 'starting', 'playing', 'stopping', 'backoff', 'ended', 'stopped']);
+    assert.deepEqual(PIPELINE_STATES, ['idle', 'starting', 'playing', 'stopping', 'backoff', 'waiting-for-source', 'ended', 'stopped']);
   });
 
   it('counts a start that never reaches PLAYING as a failure', () => {
@@ -178,5 +179,52 @@ describe('pipeline machine', () => {
     runner.last.sendBack({ type: 'STOPPED' });
     assert.equal(state(), 'stopped');
     assert.equal(runner.instances.length, 1);
+  });
+
+  it('waits for a network source that is down the second time, and starts the moment the probe reaches it', () => {
+    const { runner, probe, clock, actor, state } = setup();
+    const CAMERA = 'rtsp://***@10.0.0.5/live';
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'ERROR', message: 'Could not open resource for reading and writing.', sourceUri: CAMERA });
+    assert.equal(state(), 'backoff', 'the first failure retries after the initial delay');
+    clock.increment(100);
+    runner.last.sendBack({ type: 'ERROR', message: 'Could not open resource for reading and writing.', sourceUri: CAMERA });
+    assert.equal(state(), 'waiting-for-source');
+    assert.equal(actor.getSnapshot().context.waitingFor, CAMERA);
+    assert.deepEqual(probe.last.input, { uri: CAMERA });
+    clock.increment(150);
+    assert.equal(state(), 'waiting-for-source');
+    probe.last.sendBack({ type: 'SOURCE_REACHABLE' });
+    assert.equal(state(), 'starting', 'no waiting out the doubled delay');
+    assert.equal(probe.last.stopped, true);
+    assert.equal(runner.instances.length, 3);
+  });
+
+  it('still tries a real start after the backoff delay while waiting for a source, and falls back to backoff when it cannot be probed', () => {
+    const { runner, probe, clock, actor, state } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'ERROR', message: 'x', sourceUri: 'udp://239.0.0.1:5000' });
+    clock.increment(100);
+    runner.last.sendBack({ type: 'ERROR', message: 'x', sourceUri: 'udp://239.0.0.1:5000' });
+    assert.equal(state(), 'waiting-for-source');
+    probe.last.sendBack({ type: 'SOURCE_UNPROBEABLE' });
+    assert.equal(state(), 'backoff');
+    clock.increment(200);
+    assert.equal(state(), 'starting');
+    runner.last.sendBack({ type: 'ERROR', message: 'x', sourceUri: 'rtsp://cam/x' });
+    assert.equal(state(), 'waiting-for-source');
+    clock.increment(400);
+    assert.equal(state(), 'starting', 'the doubled delay bounds the wait for a source');
+    assert.equal(actor.getSnapshot().context.restarts, 3);
+  });
+
+  it('does not wait for a source when the error is the pipeline\'s own', () => {
+    const { runner, clock, actor, state } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'ERROR', message: 'not negotiated' });
+    clock.increment(100);
+    runner.last.sendBack({ type: 'ERROR', message: 'not negotiated' });
+    assert.equal(state(), 'backoff');
+    assert.equal(actor.getSnapshot().context.waitingFor, null);
   });
 });
