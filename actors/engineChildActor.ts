@@ -5,7 +5,7 @@ import type { EngineProcessCommand, EngineProcessEvent } from '../machines/engin
 import { OutputLines } from './outputLines.js';
 
 /** The compiled engine entry point (this file is dist/actors/engineChildActor.js). */
-export const ENGINE_ENTRY = new URL('../media/engine.js', import.meta.url);
+export const ENGINE_ENTRY = new URL('../media/main.js', import.meta.url);
 
 /** How the process actor talks to its owner: engine events out, and a way to send commands in. */
 export interface EngineChildHooks {

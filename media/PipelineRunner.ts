@@ -1,5 +1,6 @@
 import type { EngineEvent, GstStateName } from '../ipc/protocol.js';
-import { GLib, Gst, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+import { unreachableSourceUri } from './networkSource.js';
+import { allElements, asAppSink, GLib, Gst, objectName, parseLaunch, type AppSink, type GstMessage, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
 
 const STATE_NAMES: Record<number, GstStateName> = {
@@ -12,29 +13,6 @@ const STATE_NAMES: Record<number, GstStateName> = {
 
 /** How long queued cross-thread calls get to run before a blocking GStreamer call from this thread. */
 const QUIESCE_MS = 30;
-
-/** Parses a gst-launch description as gst-launch-1.0 does; a missing element or property is an error. */
-export function parseLaunch(launch: string): GstElement {
-  return Gst.parseLaunchFull(launch, null, Gst.ParseFlags.FATAL_ERRORS);
-}
-
-/** Every element inside a bin, depth first (GstChildProxy: node-gtk cannot walk GstIterator). */
-export function* allElements(bin: GstElement): Generator<GstElement> {
-  const proxy = bin as unknown as { getChildrenCount?: () => number; getChildByIndex?: (i: number) => unknown };
-  if (!(bin instanceof Gst.Bin) || !proxy.getChildrenCount || !proxy.getChildByIndex) return;
-  const count = proxy.getChildrenCount();
-  for (let i = 0; i < count; i++) {
-    const child = proxy.getChildByIndex(i) as GstElement | null;
-    if (!child) continue;
-    yield child;
-    yield* allElements(child);
-  }
-}
-
-function elementName(object: unknown): string {
-  const named = object as { name?: string } | null;
-  return named?.name ?? 'unknown';
-}
 
 /**
  * One run of one pipeline in the engine: parse, PLAYING, bus messages turned into {@link EngineEvent}s, and a
@@ -102,9 +80,9 @@ export class PipelineRunner {
   }
 
   /** The pipeline's appsinks (named ones feed RTSP and WebRTC; any may hold samples nobody pulls). */
-  *#appsinks(): Generator<{ emitSignals: boolean; waitOnEos: boolean }> {
+  *#appsinks(): Generator<AppSink> {
     for (const element of allElements(this.#pipeline)) {
-      if (element.getFactory()?.getName() === 'appsink') yield element as unknown as { emitSignals: boolean; waitOnEos: boolean };
+      if (element.getFactory()?.getName() === 'appsink') yield asAppSink(element);
     }
   }
 
@@ -124,7 +102,7 @@ export class PipelineRunner {
     // The element that failed has posted an ERROR saying why: take it now, before the bus watch would.
     const error = this.#pipeline.getBus()?.timedPopFiltered(0n, Gst.MessageType.ERROR);
     if (error) this.#onMessage(error);
-    else this.#fail('failed to change state to PLAYING', elementName(this.#pipeline), null);
+    else this.#fail('failed to change state to PLAYING', objectName(this.#pipeline), null);
   }
 
   /**
@@ -175,10 +153,10 @@ export class PipelineRunner {
         this.#teardown(false);
         return;
       }
-      this.#fail(error.message, elementName(message.src), debug);
+      this.#fail(error.message, objectName(message.src), debug, unreachableSourceUri(message.src, error));
     } else if (type === Gst.MessageType.WARNING) {
       const [warning] = message.parseWarning();
-      this.#emit({ type: 'warning', pipeline: this.name, run: this.run, message: warning.message, source: elementName(message.src) });
+      this.#emit({ type: 'warning', pipeline: this.name, run: this.run, message: warning.message, source: objectName(message.src) });
     } else if (type === Gst.MessageType.EOS) {
       if (this.#stopping) {
         this.#teardown(true);
@@ -197,8 +175,8 @@ export class PipelineRunner {
     }
   }
 
-  #fail(message: string, source: string, debug: string | null): void {
-    this.#emit({ type: 'error', pipeline: this.name, run: this.run, message, source, debug });
+  #fail(message: string, source: string, debug: string | null, sourceUri: string | null = null): void {
+    this.#emit({ type: 'error', pipeline: this.name, run: this.run, message, source, debug, sourceUri });
     this.#stopping = true;
     this.#teardown(false);
   }

@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import type { EngineEvent, RtspConfig } from '../ipc/protocol.js';
-import { gi, GLib, type GstElement } from './gst.js';
-import { allElements } from './PipelineRunner.js';
+import { errorMessage } from '../config/errors.js';
+import { allElements, asProxySrc, gi, GLib, type GstElement } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
 
 const GstRtspServer = gi.require('GstRtspServer', '1.0');
@@ -146,15 +146,19 @@ export class RtspServer {
     const viewers: Record<string, number> = Object.fromEntries([...this.#mounts.keys()].map((p) => [p, 0]));
     const paths = [...this.#mounts.keys()];
     const { KEEP } = GstRtspServer.RTSPFilterResult;
-    pool?.filter((_pool, session) => {
-      session.filter((_session, media) => {
-        if (media.getRtspState() !== RTSP_STATE_PLAYING) return KEEP;
-        const path = paths.length === 1 ? paths[0] : paths.find((p) => media.matches(p)[0]);
-        if (path) viewers[path]!++;
+    pool?.filter((_pool, session) =>
+      this.#guard('counting viewers', KEEP, () => {
+        session.filter((_session, media) =>
+          this.#guard('counting viewers', KEEP, () => {
+            if (media.getRtspState() !== RTSP_STATE_PLAYING) return KEEP;
+            const path = paths.length === 1 ? paths[0] : paths.find((p) => media.matches(p)[0]);
+            if (path) viewers[path]!++;
+            return KEEP;
+          }),
+        );
         return KEEP;
-      });
-      return KEEP;
-    });
+      }),
+    );
     this.#lastCount = { sessions, at: now, viewers };
     return viewers;
   }
@@ -192,17 +196,23 @@ export class RtspServer {
   /** Closes the connections of every client with a session on `path`. */
   #disconnectViewers(path: string): void {
     const { KEEP, REMOVE } = GstRtspServer.RTSPFilterResult;
-    this.#server?.clientFilter((_server, client) => {
-      let watching = false;
-      client.sessionFilter((_client, session) => {
-        session.filter((_session, media) => {
-          if (media.matches(path)[0]) watching = true;
-          return KEEP;
-        });
-        return KEEP;
-      });
-      return watching ? REMOVE : KEEP;
-    });
+    this.#server?.clientFilter((_server, client) =>
+      this.#guard(`closing the viewers of ${path}`, KEEP, () => {
+        let watching = false;
+        client.sessionFilter((_client, session) =>
+          this.#guard(`closing the viewers of ${path}`, KEEP, () => {
+            session.filter((_session, media) =>
+              this.#guard(`closing the viewers of ${path}`, KEEP, () => {
+                if (media.matches(path)[0]) watching = true;
+                return KEEP;
+              }),
+            );
+            return KEEP;
+          }),
+        );
+        return watching ? REMOVE : KEEP;
+      }),
+    );
   }
 
   #mount(path: string, launch: string): Mount {
@@ -210,13 +220,7 @@ export class RtspServer {
     factory.setLaunch(launch.trim().startsWith('(') ? launch : `( ${launch} )`);
     factory.setShared(true);
     const mount: Mount = { launch, factory, feeds: new Set(), media: new Set(), produced: 0, bytesSent: 0 };
-    factory.on('media-configure', (media: Media) => {
-      try {
-        this.#configureMedia(mount, media);
-      } catch (error) {
-        this.#emit({ type: 'log', level: 'error', msg: `RTSP ${path}: media-configure failed: ${String(error)}` });
-      }
-    });
+    factory.on('media-configure', (media: Media) => this.#guard(`RTSP ${path}: media-configure`, undefined, () => this.#configureMedia(mount, media)));
     return mount;
   }
 
@@ -237,21 +241,38 @@ export class RtspServer {
     }
     for (const feed of feeds) mount.feeds.add(feed);
     mount.media.add(media);
-    media.on('unprepared', () => {
-      mount.media.delete(media);
-      for (const feed of feeds) {
-        feed.unsubscribe();
-        mount.feeds.delete(feed);
-      }
-      for (const proxy of proxies) this.#proxySources.delete(proxy);
-    });
+    media.on('unprepared', () =>
+      this.#guard('RTSP media unprepared', undefined, () => {
+        mount.media.delete(media);
+        for (const feed of feeds) {
+          feed.unsubscribe();
+          mount.feeds.delete(feed);
+        }
+        for (const proxy of proxies) this.#proxySources.delete(proxy);
+      }),
+    );
   }
 
   #linkProxy(source: GstElement): void {
     const stream = streamNameOf(source.name);
     const sink = stream ? this.#findElement(stream) : null;
-    if (sink && sink.getFactory()?.getName() === 'proxysink') {
-      (source as unknown as { proxysink: GstElement }).proxysink = sink;
+    if (sink && sink.getFactory()?.getName() === 'proxysink') asProxySrc(source).proxysink = sink;
+  }
+
+  /**
+   * Runs the body of a callback from the RTSP server: an exception thrown back into GStreamer ends the process
+   * (node-gtk), so it is logged and `fallback` returned (a filter keeps what it was asked about).
+   */
+  #guard<T>(what: string, fallback: T, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      try {
+        this.#emit({ type: 'log', level: 'error', msg: `${what} failed: ${errorMessage(error)}` });
+      } catch {
+        // Nothing left to report to.
+      }
+      return fallback;
     }
   }
 }

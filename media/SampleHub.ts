@@ -1,9 +1,6 @@
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { Gst, gi, type GstElement } from './gst.js';
+import { asAppSink, asAppSrc, Gst, gi, type GstElement } from './gst.js';
 
-const GstApp = gi.require('GstApp', '1.0');
-type AppSink = InstanceType<typeof GstApp.AppSink>;
-type AppSrc = InstanceType<typeof GstApp.AppSrc>;
 export type GstSample = InstanceType<typeof Gst.Sample>;
 
 /** Counters per stream, for metrics and status. */
@@ -81,7 +78,7 @@ export class SampleHub {
    * it must run before the pipeline goes to NULL (a streaming thread blocked in `new-sample` would deadlock).
    */
   attachProducer(appsink: GstElement): () => void {
-    const sink = appsink as unknown as AppSink & { connect(signal: string, cb: () => number): number; disconnect(id: number): void };
+    const sink = asAppSink(appsink);
     const name = appsink.name;
     const subject = this.#subject(name);
     const stats = this.#stats.get(name)!;
@@ -127,12 +124,12 @@ export class SampleHub {
    * swapped producer with a new timeline never stalls the consumer. Video waits for a key frame first.
    */
   attachConsumer(appsrc: GstElement, stream: string): Subscription {
-    const src = appsrc as unknown as AppSrc;
+    const src = asAppSrc(appsrc);
     // GstBaseSrc setters: `src.isLive = ...` would shadow the isLive() method instead of setting the property.
     src.setLive(true);
     src.setDoTimestamp(true);
     // The property itself, not setFormat(): appsrc applies its `format` property again when it starts.
-    (appsrc as unknown as { format: number }).format = Gst.Format.TIME;
+    src.format = Gst.Format.TIME;
     let capsVersion = -1;
     let waitingForKeyFrame = true;
     // A new consumer waits for a key frame: ask the producer's encoder for one now rather than in a GOP's time.

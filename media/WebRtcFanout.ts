@@ -1,7 +1,17 @@
+import { EventEmitter } from 'node:events';
 import type { Subscription } from 'rxjs';
-import { Gst, type GstElement, type GstPipeline } from './gst.js';
-import { parseLaunch } from './PipelineRunner.js';
+import { errorMessage } from '../config/errors.js';
+import { asAppSrc, asQueue, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPad, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
+import { FANOUT_PRODUCER_LAUNCH } from './webrtcLaunch.js';
+
+/** What a fan-out tells its owner and its viewers. */
+export type WebRtcFanoutEvents = {
+  /** Its pipeline posted an ERROR: no branch gets data any more, and new viewers need a new fan-out. Once. */
+  failed: [reason: string];
+  /** A warning or error of its pipeline, for the engine's log. */
+  log: [level: 'warn' | 'error', msg: string];
+};
 
 /**
  * Shared-encode WebRTC with the per-viewer work left to GStreamer: one pipeline takes the hub's `video` stream
@@ -9,25 +19,37 @@ import type { SampleHub } from './SampleHub.js';
  * starts from a `proxysrc`. A viewer then costs SRTP and sending, and no JavaScript per frame (pushing every
  * sample into each viewer's own appsrc cost most of the engine's main thread at 20 viewers).
  */
-export class WebRtcFanout {
+export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
+  /** The payloader and tee. */
   readonly #pipeline: GstPipeline;
   readonly #tee: GstElement;
   readonly #hub: SampleHub;
+  /** The hub's `video` stream into the pipeline's appsrc. */
   readonly #feed: Subscription;
   /** Branch elements per proxysink. */
-  readonly #branches = new Map<GstElement, { queue: GstElement; teePad: InstanceType<typeof Gst.Pad>; unlinked: boolean }>();
+  readonly #branches = new Map<GstElement, { queue: GstElement; teePad: GstPad; unlinked: boolean }>();
+  /** Why the pipeline failed, once it has. */
+  #failure: string | null = null;
+  #closed = false;
 
   constructor(hub: SampleHub) {
+    super();
     this.#hub = hub;
-    const element = parseLaunch(
-      'appsrc name=videosrc format=time ! h264parse ! rtph264pay config-interval=-1 aggregate-mode=zero-latency ! ' +
-        'application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000,packetization-mode=(string)1 ! ' +
-        'tee name=t allow-not-linked=true',
-    );
-    this.#pipeline = element as GstPipeline;
+    const pipeline = parseLaunch(FANOUT_PRODUCER_LAUNCH);
+    if (!(pipeline instanceof Gst.Pipeline)) throw new TypeError('the fan-out launch line is not a pipeline');
+    this.#pipeline = pipeline;
     this.#tee = this.#pipeline.getByName('t')!;
     const appsrc = this.#pipeline.getByName('videosrc')!;
-    (appsrc as unknown as { format: number }).format = Gst.Format.TIME;
+    asAppSrc(appsrc).format = Gst.Format.TIME;
+    // Without a watch, an error here would go nowhere and every viewer would freeze without a word.
+    this.#pipeline.getBus()!.addWatch(GLib.PRIORITY_DEFAULT, (_bus: unknown, message: GstMessage) => {
+      try {
+        this.#onMessage(message);
+      } catch (error) {
+        this.#safely(() => this.emit('log', 'error', `WebRTC fan-out: bus handler failed: ${errorMessage(error)}`));
+      }
+      return true;
+    });
     this.#feed = hub.attachConsumer(appsrc, 'video');
     this.#pipeline.setState(Gst.State.PLAYING);
   }
@@ -40,16 +62,21 @@ export class WebRtcFanout {
     return this.#branches.size;
   }
 
+  /** Why its pipeline failed; null while it works. */
+  get failure(): string | null {
+    return this.#failure;
+  }
+
   /**
    * A new branch for one viewer: returns the proxysink its `proxysrc` reads, and makes the viewer's pipeline run
    * on this pipeline's clock and base time, as proxysrc needs.
    */
   attach(viewer: GstPipeline): GstElement {
-    const queue = Gst.ElementFactory.make('queue', null)!;
+    const queue = asQueue(Gst.ElementFactory.make('queue', null)!);
     const sink = Gst.ElementFactory.make('proxysink', null)!;
     // A slow viewer loses packets, never holds up the others.
-    (queue as unknown as { leaky: number; maxSizeBuffers: number; maxSizeTime: bigint; maxSizeBytes: number }).leaky = 2;
-    (queue as unknown as { maxSizeBuffers: number }).maxSizeBuffers = 500;
+    queue.leaky = 2;
+    queue.maxSizeBuffers = 500;
     this.#pipeline.add(queue);
     this.#pipeline.add(sink);
     queue.link(sink);
@@ -94,8 +121,38 @@ export class WebRtcFanout {
     this.#pipeline.remove(sink);
   }
 
+  /** Stops payloading: the feed ends, the pipeline goes to NULL. Idempotent. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#feed.unsubscribe();
     this.#pipeline.setState(Gst.State.NULL);
+    this.#pipeline.getBus()?.removeWatch();
+  }
+
+  #onMessage(message: GstMessage): void {
+    if (this.#closed) return;
+    const type = message.type;
+    if (type === Gst.MessageType.ERROR) {
+      const [error] = message.parseError();
+      const reason = `${objectName(message.src, 'pipeline')}: ${error.message}`;
+      this.#safely(() => this.emit('log', 'error', `WebRTC fan-out failed: ${reason}`));
+      if (this.#failure !== null) return;
+      this.#failure = reason;
+      // Its viewers tear their branches down in response: not from inside the bus callback.
+      setImmediate(() => this.#safely(() => this.emit('failed', reason)));
+    } else if (type === Gst.MessageType.WARNING) {
+      const [warning] = message.parseWarning();
+      this.#safely(() => this.emit('log', 'warn', `WebRTC fan-out: ${objectName(message.src, 'pipeline')}: ${warning.message}`));
+    }
+  }
+
+  /** Tells the listeners; one that throws must not take the engine down (this runs in GStreamer callbacks). */
+  #safely(emit: () => void): void {
+    try {
+      emit();
+    } catch {
+      // A listener's failure is its own.
+    }
   }
 }

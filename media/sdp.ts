@@ -61,3 +61,36 @@ function patchH264Parameters(parameters: string): string {
   if (!out.has('level-asymmetry-allowed')) out.set('level-asymmetry-allowed', '1');
   return [...out].map(([k, v]) => (v === null ? k : `${k}=${v}`)).join(';');
 }
+
+/**
+ * The payload type a viewer's offer gives H.264 with packetization-mode=1, constrained baseline (42e01f) first,
+ * then any baseline, then any mode-1 H.264: an answerer must send with the offerer's number. Null when the
+ * offer has no H.264 in packetization mode 1.
+ *
+ * @example
+ * offeredH264PayloadType('...a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n...') // 102
+ */
+export function offeredH264PayloadType(offer: string): number | null {
+  const types = [...offer.matchAll(/a=rtpmap:(\d+) H264\/90000/g)].map((m) => Number(m[1]));
+  const fmtp = (pt: number) => new RegExp(`a=fmtp:${pt} ([^\r\n]*)`).exec(offer)?.[1] ?? '';
+  const mode1 = types.filter((pt) => /packetization-mode=1/.test(fmtp(pt)));
+  return mode1.find((pt) => /profile-level-id=42e01f/i.test(fmtp(pt))) ?? mode1.find((pt) => /profile-level-id=42/i.test(fmtp(pt))) ?? mode1[0] ?? null;
+}
+
+/**
+ * Puts gathered ICE candidates into each m-section of an SDP, with `a=end-of-candidates` after them (and always
+ * in the first section, which carries the bundle): a WHEP answer carries its candidates, there is no trickle.
+ * Sections are joined with CRLF, as webrtcbin writes SDP.
+ *
+ * @example
+ * withCandidates(answer, [{ mline: 0, candidate: 'candidate:1 1 UDP 2015363327 192.0.2.1 40000 typ host' }])
+ * // '...m=video ...\r\n...\r\na=candidate:1 1 UDP ... typ host\r\na=end-of-candidates\r\n'
+ */
+export function withCandidates(sdp: string, candidates: ReadonlyArray<{ mline: number; candidate: string }>): string {
+  const [session, ...media] = sdp.replace(/\r?\n$/, '').split(/\r?\nm=/);
+  const sections = media.map((section, index) => {
+    const lines = candidates.filter((c) => c.mline === index).map((c) => `a=${c.candidate}`);
+    return [`m=${section}`, ...lines, ...(lines.length > 0 || index === 0 ? ['a=end-of-candidates'] : [])].join('\r\n');
+  });
+  return `${[session, ...sections].join('\r\n')}\r\n`;
+}

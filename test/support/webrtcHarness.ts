@@ -1,6 +1,6 @@
 /**
  * A stand-in for the media engine's WebRTC side, for tests: a producer pipeline feeding a SampleHub, one
- * WebRtcPeer per websocket, and the viewer page, all in one process that loads node-gtk. Run it with
+ * WebRtcPeer per websocket (shared viewers on the engine's WebRtcFanouts), and the viewer page, all in one process that loads node-gtk. Run it with
  * `node dist/test/support/webrtcHarness.js [--no-audio]`; it reports on stdout, one JSON object a line
  * ({@link HarnessEvent}). The test process imports only {@link WebRtcHarness} (which spawns it), so it never
  * loads node-gtk itself.
@@ -41,13 +41,16 @@ export const PRODUCER_AUDIO = 'audiotestsrc is-live=true wave=ticks ! audio/x-ra
 export type HarnessEvent =
   | { type: 'listening'; port: number; audio: boolean }
   | { type: 'peer'; id: string; mode: string }
-  | { type: 'peers'; count: number }
+  /** Peers alive, and shared fan-outs not closed yet. */
+  | { type: 'peers'; count: number; fanouts: number }
   | { type: 'state'; id: string; state: string; reason?: string; ms: number }
   | { type: 'offer'; id: string; sdp: string; ms: number }
   | { type: 'stats'; id: string; stats: Record<string, unknown> }
   | { type: 'refused'; id: string; reason: string }
   | { type: 'signal-error'; id: string; error: string }
   | { type: 'closed'; id: string; closeMs: number }
+  /** A log line from the engine's parts (the shared fan-out's errors and warnings). */
+  | { type: 'log'; level: string; msg: string }
   | { type: 'error'; error: string };
 
 /**
@@ -265,6 +268,8 @@ async function main(): Promise<void> {
   const { GLib, Gst } = await import('../../media/gst.js');
   const { SampleHub } = await import('../../media/SampleHub.js');
   const { WebRtcPeer } = await import('../../media/WebRtcPeer.js');
+  const { WebRtcFanouts } = await import('../../media/WebRtcFanouts.js');
+  const { asAppSrc } = await import('../../media/gst.js');
   const { parseSignal } = await import('../../ipc/signalling.js');
   const { WebSocketServer } = await import('ws');
 
@@ -278,11 +283,20 @@ async function main(): Promise<void> {
   producer.setState(Gst.State.PLAYING);
 
   const peers = new Map<string, InstanceType<typeof WebRtcPeer>>();
+  // As the engine: shared viewers read one fan-out when the hub has no Opus audio (a --no-audio harness).
+  const fanouts = new WebRtcFanouts(hub, (level, msg) => report({ type: 'log', level, msg }));
+  const reportPeers = () => report({ type: 'peers', count: peers.size, fanouts: fanouts.size });
   let nextId = 1;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === '/' || req.url?.startsWith('/?')) {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end(VIEWER_PAGE);
+    } else if (req.method === 'POST' && req.url === '/fanout/break') {
+      // A real error in the fan-out's pipeline: caps its h264parse refuses (not-negotiated on the next buffer).
+      const fanout = fanouts.current;
+      const caps = Gst.Caps.fromString('audio/x-raw,format=S16LE,rate=48000,channels=1');
+      if (fanout && caps) asAppSrc(fanout.pipeline.getByName('videosrc')!).caps = caps;
+      res.writeHead(fanout ? 204 : 404).end();
     } else {
       res.writeHead(404).end();
     }
@@ -293,7 +307,6 @@ async function main(): Promise<void> {
     const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
     const mode = query.get('mode') === 'shared' ? 'shared' : 'per-viewer';
     const launch = LAUNCHES[query.get('launch') ?? 'default'] ?? PER_VIEWER_LAUNCH;
-    const offerTimeoutMs = query.has('offerTimeoutMs') ? Number(query.get('offerTimeoutMs')) : undefined;
     const t0 = performance.now();
     const ms = () => Math.round(performance.now() - t0);
     let closeStarted = t0;
@@ -304,7 +317,7 @@ async function main(): Promise<void> {
         mode,
         launch,
         hub,
-        ...(offerTimeoutMs ? { offerTimeoutMs } : {}),
+        fanouts,
         turnServers: query.getAll('turn'),
         ...(query.has('stun') ? { stunServer: query.get('stun')! } : {}),
         onSignal: (msg) => {
@@ -318,7 +331,7 @@ async function main(): Promise<void> {
           if (state === 'closed') {
             peers.delete(id);
             report({ type: 'closed', id, closeMs: Math.round(performance.now() - closeStarted) });
-            report({ type: 'peers', count: peers.size });
+            reportPeers();
           }
         },
         onStats: (stats) => report({ type: 'stats', id, stats: { ...stats } }),
@@ -330,7 +343,6 @@ async function main(): Promise<void> {
     }
     peers.set(id, peer);
     report({ type: 'peer', id, mode });
-    report({ type: 'peers', count: peers.size });
     ws.on('message', (data) => {
       const parsed = parseSignal(String(data));
       if (!parsed.ok) {
@@ -349,6 +361,8 @@ async function main(): Promise<void> {
       peer.close();
     });
     peer.start();
+    // After start: a shared viewer has joined its fan-out by now.
+    reportPeers();
   });
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -362,6 +376,7 @@ async function main(): Promise<void> {
   process.stdin.resume();
   process.stdin.on('end', () => {
     for (const peer of peers.values()) peer.close();
+    fanouts.close();
     wss.close();
     server.close();
     for (const fn of detach) fn();
