@@ -68,7 +68,9 @@ export class OutputLines {
   }
 
   #endLine(): void {
-    let line = Buffer.concat(this.#pending, this.#pendingBytes).toString('utf8');
+    // Binary (a stray fdsink) comes out as replacement and control characters, which JSON logging would escape to
+    // six characters each: shown as `?`, so the logged line stays as short as the limit says.
+    let line = Buffer.concat(this.#pending, this.#pendingBytes).toString('utf8').replace(/[\u0000-\u0008\u000b-\u001f\u007f\ufffd]/g, '?');
     if (this.#cut > 0) line += ` [... ${this.#cut} more bytes cut]`;
     this.#pending = [];
     this.#pendingBytes = 0;

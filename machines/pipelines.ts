@@ -1,4 +1,4 @@
-import { enqueueActions, sendTo, setup, stopChild, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+import { enqueueActions, setup, stopChild, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 import { pipelineMachine, type PipelineActor, type PipelineCommand, type PipelineInput } from './pipeline.js';
 
 /** What the owner asks of the set of running pipelines. */
@@ -33,7 +33,13 @@ export const pipelinesMachine = setup({
       }),
     },
     REMOVE: { actions: stopChild(({ event }) => event.name) },
-    TO: { actions: sendTo(({ event }) => event.name, ({ event }) => event.command) },
+    // A command for a pipeline that has just been removed is dropped (sending to a missing child would fail the set).
+    TO: {
+      actions: enqueueActions(({ enqueue, event, self }) => {
+        const child = self.getSnapshot().children[event.name];
+        if (child) enqueue.sendTo(child, event.command);
+      }),
+    },
     ENGINE_READY: {
       actions: enqueueActions(({ enqueue, self }) => {
         for (const child of Object.values(self.getSnapshot().children)) if (child) enqueue.sendTo(child, { type: 'ENGINE_READY' });

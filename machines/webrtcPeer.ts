@@ -1,4 +1,4 @@
-import { assign, emit, enqueueActions, fromCallback, sendTo, setup, stateIn, stopChild, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+import { assign, emit, enqueueActions, fromCallback, setup, stateIn, stopChild, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 
 /** What the engine side of a peer is given when it starts. */
 export interface WebRtcSessionInput {
@@ -141,7 +141,14 @@ export const webrtcViewersMachine = setup({
   on: {
     ADD: { actions: enqueueActions(({ enqueue, event }) => enqueue.spawnChild('peer', { id: event.input.peer, input: event.input })) },
     REMOVE: { actions: stopChild(({ event }) => event.peer) },
-    TO: { actions: sendTo(({ event }) => event.peer, ({ event }) => event.event) },
+    // A viewer's socket can close after its peer is gone (a peer that failed fast): an event for a child that is
+    // no longer there is dropped, never sent (sending to a missing child would fail the whole viewers actor).
+    TO: {
+      actions: enqueueActions(({ enqueue, event, self }) => {
+        const child = self.getSnapshot().children[event.peer];
+        if (child) enqueue.sendTo(child, event.event);
+      }),
+    },
     CLOSE_ALL: {
       actions: enqueueActions(({ enqueue, event, self }) => {
         for (const child of Object.values(self.getSnapshot().children)) if (child) enqueue.sendTo(child, { type: 'CLOSE', reason: event.reason });

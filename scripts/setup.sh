@@ -66,7 +66,7 @@ fi
 # last successful build. The key hashes every .ts and .json file outside node_modules, dist and .git.
 build_key=$(find . \( -path ./node_modules -o -path ./dist -o -path ./.git -o -path ./.cache \) -prune -o \
   -type f \( -name '*.ts' -o -name '*.json' \) -print0 | sort -z | xargs -0 sha1sum | sha1sum | cut -d' ' -f1)
-if [ ! -f dist/main.js ] || [ ! -f dist/media/engine.js ] || ! fresh build "$build_key"; then
+if [ ! -f dist/main.js ] || [ ! -f dist/media/main.js ] || ! fresh build "$build_key"; then
   npx --no-install tsc -p tsconfig.json
   done_with build "$build_key"
 fi

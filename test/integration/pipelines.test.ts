@@ -48,7 +48,7 @@ describe('running the twin pipeline', () => {
 
   it('restarts a finite pipeline after EOS by default, as a camera that hung up', async () => {
     const module = startModule({
-      desired: { pipeline: 'videotestsrc num-buffers=5 ! fakesink', restart_policy: { initial_delay_ms: 50 } },
+      desired: { pipeline: 'videotestsrc num-buffers=5 ! fakesink', restart_policy: { initial_delay_ms: 100 } },
     });
     const backoff = await module.waitForPipeline('main', 'backoff');
     assert.equal(backoff.lastError, 'end of stream');

@@ -154,6 +154,37 @@ describe('RTSP at /player', () => {
     await module.stop();
   });
 
+  it('waits for a camera that stays down, says which (masked) in the status, and plays again moments after it is back', async () => {
+    const module = new ModuleProcess({
+      desired: { rtsp: LOOPBACK, pipeline: SEED_MAIN, rtsp_pipeline: SEED_SHARED },
+      env: { USER: camera.user, PASSWORD: camera.password, IP: `127.0.0.1:${camera.port}` },
+    });
+    modules.push(module);
+    await module.waitForPipeline('main', 'playing');
+    const from = module.logs.length;
+    const after = module.reportedVersion();
+    await camera.kill('SIGKILL');
+    const waiting = await module.waitForPipeline('main', 'waiting-for-source', 30_000, from);
+    // Userinfo masked, and every value that came from the environment shown as its variable.
+    const masked = 'rtsp://***@${IP}/axis-media/media.amp';
+    assert.equal(waiting.waitingFor, masked);
+    const reported = await module.waitForReported((r) => r.pipelines.main?.state === 'waiting-for-source', { after });
+    assert.equal(reported.pipelines.main?.waitingFor?.source, masked);
+    // An outage long enough for the doubling delay to reach 8 s (restarts 500 ms, 1 s, 2 s, 4 s apart).
+    await module.waitForLog((l) => l.event === 'pipeline-state' && l.pipeline === 'main' && l.state === 'starting' && (l.restarts as number) >= 4, 30_000, from);
+    await module.waitForPipeline('main', 'waiting-for-source', 30_000, module.logs.length - 1);
+    const back = module.logs.length;
+    await camera.restart();
+    const cameraBack = Date.now();
+    await module.waitForPipeline('main', 'playing', 30_000, back);
+    const recoveryMs = Date.now() - cameraBack;
+    console.log(`# camera back to main playing: ${recoveryMs} ms (the backoff delay was 8000 ms)`);
+    // The probe started it, not the 8 s delay; a loaded machine gets a wide margin.
+    assert.ok(recoveryMs < 5_000, `playing ${recoveryMs} ms after the camera was back`);
+    assert.ok(!JSON.stringify(module.reported()).includes(camera.password), 'the camera password is never reported');
+    await module.stop();
+  });
+
   it('serves extra mounts from the rtsp settings', async () => {
     const { module, url } = await startModule({
       pipeline: TEST_SOURCE('ball'),

@@ -32,4 +32,12 @@ describe('engine output lines', () => {
     out.push(Buffer.from('f\n'));
     assert.deepEqual(lines, ['a', 'b', 'c', '[2 lines of output dropped: more than 3 a second]', 'f']);
   });
+
+  it('shows binary as ? so that a logged line stays within the limit once JSON-escaped', () => {
+    const lines: string[] = [];
+    const out = new OutputLines((l) => lines.push(l), { maxLineBytes: 64, maxLinesPerSecond: 100 });
+    out.push(Buffer.concat([Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x1b]), Buffer.from('ok\n')]));
+    assert.deepEqual(lines, ['?????ok']);
+    assert.ok(JSON.stringify(lines[0]).length <= 64 + 2);
+  });
 });

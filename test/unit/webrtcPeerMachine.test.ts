@@ -101,4 +101,17 @@ describe('WebRTC viewers machine', () => {
     viewers.send({ type: 'REMOVE', peer: 'a' });
     assert.deepEqual([...viewerChildren(viewers.getSnapshot()).keys()], ['b']);
   });
+
+  it('drops an event for a viewer that is already gone, and keeps serving the others', () => {
+    const session = fakeCallback<WebRtcSessionInput, WebRtcPeerEvent>();
+    const viewers = createActor(webrtcViewersMachine.provide({ actors: { peer: webrtcPeerMachine.provide({ actors: { session: session.logic } }) } }));
+    viewers.start();
+    viewers.send({ type: 'ADD', input: { peer: 'a', negotiationTimeoutMs: 1_000 } });
+    viewers.send({ type: 'REMOVE', peer: 'a' });
+    // The socket of a peer that failed fast closes after the peer was removed.
+    viewers.send({ type: 'TO', peer: 'a', event: { type: 'CLOSE', reason: 'socket closed' } });
+    assert.equal(viewers.getSnapshot().status, 'active');
+    viewers.send({ type: 'ADD', input: { peer: 'b', negotiationTimeoutMs: 1_000 } });
+    assert.deepEqual([...viewerChildren(viewers.getSnapshot()).keys()], ['b']);
+  });
 });
