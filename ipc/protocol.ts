@@ -39,10 +39,11 @@ export type { SignalMessage } from './signalling.js';
 export type WebRtcMode = 'per-viewer' | 'shared';
 
 /**
- * Where a viewer's peer is in the engine. `failed` has already released the pipeline (its reason goes with it);
+ * Where a viewer's peer is in the engine. `disconnected`: ICE lost the viewer (it may come back; the control plane
+ * bounds how long it may stay so). `failed` has already released the pipeline (its reason goes with it);
  * `closed` is last and comes once, after the pipeline's NULL, also after `failed`.
  */
-export type WebRtcPeerState = 'connecting' | 'negotiating' | 'connected' | 'failed' | 'closed';
+export type WebRtcPeerState = 'connecting' | 'negotiating' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
 /** Counters the engine sends every second (metrics, status). */
 export interface EngineStats {
@@ -123,7 +124,7 @@ const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check>
   rtsp: { port: nullable(num), mounts: arrayOf(str), error: nullable(str) },
   stats: { stats: STATS },
   'webrtc-signal': { peer: str, signal: SIGNAL },
-  'webrtc-state': { peer: str, state: oneOf('connecting', 'negotiating', 'connected', 'failed', 'closed'), reason: nullable(str) },
+  'webrtc-state': { peer: str, state: oneOf('connecting', 'negotiating', 'connected', 'disconnected', 'failed', 'closed'), reason: nullable(str) },
   pong: {},
   log: { level: oneOf('debug', 'info', 'warn', 'error'), msg: str, pipeline: optional(str) },
 };

@@ -138,6 +138,7 @@ export const webrtcNegotiationMachine = setup({
     renegotiationPending: stateIn('#webrtcNegotiation.live.negotiation.offering.again.pending'),
     iceFailed: ({ event }) => event.type === 'CONNECTION_STATE' && event.ice === 'failed',
     connectionFailed: ({ event }) => event.type === 'CONNECTION_STATE' && event.connection === 'failed',
+    iceDisconnected: ({ event }) => event.type === 'CONNECTION_STATE' && (event.ice === 'disconnected' || event.connection === 'disconnected'),
     // `connection-state` counts DTLS too, so media can flow; ICE alone is not enough.
     mediaFlows: ({ event }) =>
       event.type === 'CONNECTION_STATE' && event.connection === 'connected' && (event.ice === 'connected' || event.ice === 'completed'),
@@ -299,6 +300,12 @@ export const webrtcNegotiationMachine = setup({
             connected: {
               entry: { type: 'report', params: { state: 'connected' } },
               invoke: { src: 'stats' },
+              on: { CONNECTION_STATE: { guard: 'iceDisconnected', target: 'disconnected' } },
+            },
+            // ICE lost the viewer (consent checks failing): it may come back; the owner decides how long to wait.
+            disconnected: {
+              entry: { type: 'report', params: { state: 'disconnected' } },
+              on: { CONNECTION_STATE: { guard: 'mediaFlows', target: 'connected' } },
             },
           },
         },

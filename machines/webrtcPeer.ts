@@ -1,5 +1,11 @@
 import { assign, emit, enqueueActions, fromCallback, setup, stateIn, stopChild, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 
+/**
+ * How long a viewer may stay ICE-disconnected (consent checks failing: a closed laptop, a WHEP client gone without
+ * DELETE) before its peer is closed and its slot freed.
+ */
+export const ICE_DISCONNECTED_TIMEOUT_MS = 10_000;
+
 /** What the engine side of a peer is given when it starts. */
 export interface WebRtcSessionInput {
   readonly peer: string;
@@ -13,6 +19,8 @@ export type WebRtcPeerEvent =
   | { type: 'ANSWERED'; sdp: string }
   /** ICE and DTLS are up: media flows. */
   | { type: 'CONNECTED' }
+  /** ICE lost the viewer: it may come back within {@link ICE_DISCONNECTED_TIMEOUT_MS}. */
+  | { type: 'DISCONNECTED' }
   /** ICE failed, the pipeline failed, or the engine went away. */
   | { type: 'FAILED'; reason: string }
   /** The viewer left (socket closed, WHEP DELETE) or the module asks it to go. */
@@ -109,6 +117,16 @@ export const webrtcPeerMachine = setup({
             assign({ connectedAt: ({ context }) => (context.now ?? Date.now)() }),
             emit(({ context }) => ({ type: 'connected' as const, peer: context.peer })),
           ],
+          on: { DISCONNECTED: 'disconnected' },
+        },
+        disconnected: {
+          on: { CONNECTED: 'connected' },
+          after: {
+            [ICE_DISCONNECTED_TIMEOUT_MS]: {
+              target: '#webrtcPeer.closed',
+              actions: { type: 'closeWith', params: { reason: `ICE disconnected for ${ICE_DISCONNECTED_TIMEOUT_MS / 1000} s: the viewer is gone` } },
+            },
+          },
         },
       },
     },

@@ -246,6 +246,7 @@ export class WebRtcGateway {
         }
       } else if (event.type === 'webrtc-state' && event.peer === id) {
         if (event.state === 'connected') sendBack({ type: 'CONNECTED' });
+        else if (event.state === 'disconnected') sendBack({ type: 'DISCONNECTED' });
         else if (event.state === 'failed') sendBack({ type: 'FAILED', reason: event.reason ?? 'failed' });
         else if (event.state === 'closed') sendBack({ type: 'FAILED', reason: event.reason ?? 'closed by the engine' });
       }

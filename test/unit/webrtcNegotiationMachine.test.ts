@@ -215,6 +215,16 @@ describe('WebRTC negotiation machine, connection and release', () => {
     assert.equal(stats.running, 0, 'stats stop on release');
   });
 
+  it('reports disconnected when ICE loses the viewer, and connected again when it is back', () => {
+    const { send, taken, reported, stats } = offered();
+    send({ type: 'CONNECTION_STATE', ice: 'connected', connection: 'connected' });
+    send({ type: 'CONNECTION_STATE', ice: 'disconnected', connection: 'connected' });
+    assert.deepEqual(reported(taken()), [{ state: 'connected' }, { state: 'disconnected' }]);
+    assert.equal(stats.running, 0, 'no stats while disconnected');
+    send({ type: 'CONNECTION_STATE', ice: 'connected', connection: 'connected' });
+    assert.deepEqual(reported(taken()), [{ state: 'connected' }]);
+  });
+
   it('fails with a reason when ICE fails, or DTLS does, also after connecting', () => {
     const ice = offered();
     ice.send({ type: 'CONNECTION_STATE', ice: 'failed', connection: 'failed' });

@@ -76,6 +76,24 @@ describe('WebRTC peer machine', () => {
     assert.equal(actor.getSnapshot().status, 'done');
   });
 
+  it('closes a viewer ICE-disconnected for 10 s, frees its slot, and keeps one that comes back', () => {
+    const gone = setup();
+    gone.session.last.sendBack({ type: 'CONNECTED' });
+    gone.session.last.sendBack({ type: 'DISCONNECTED' });
+    gone.clock.increment(9_999);
+    assert.deepEqual(gone.actor.getSnapshot().value, { open: 'disconnected' });
+    gone.clock.increment(1);
+    assert.equal(gone.actor.getSnapshot().status, 'done');
+    assert.deepEqual(gone.emitted.at(-1), { type: 'closed', peer: 'p1', reason: 'ICE disconnected for 10 s: the viewer is gone' });
+    const back = setup();
+    back.session.last.sendBack({ type: 'CONNECTED' });
+    back.session.last.sendBack({ type: 'DISCONNECTED' });
+    back.clock.increment(5_000);
+    back.session.last.sendBack({ type: 'CONNECTED' });
+    back.clock.increment(60_000);
+    assert.deepEqual(back.actor.getSnapshot().value, { open: 'connected' });
+  });
+
   it('hands a WHEP answer to its owner and waits for ICE', () => {
     const { session, actor, emitted } = setup();
     session.last.sendBack({ type: 'ANSWERED', sdp: 'v=0 answer' });
