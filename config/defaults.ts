@@ -2,13 +2,25 @@
  * Every default of the desired document, in one place: the twin's JSON Schema (schema/desired.schema.json)
  * states the same values for editors, and a unit test keeps the two equal.
  */
-import type { RestartPolicy } from './desired.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EosPolicy, RestartPolicy } from './desired.js';
 
 /** All interfaces: the original module's default for every listener. */
 export const ANY_ADDRESS = '0.0.0.0';
 
-/** The web server (pages, /media, /ws, WHEP, /api/status, /metrics): the original module's port 8000. */
-export const DEFAULT_HTTP = { port: 8000, address: ANY_ADDRESS, mediaRoot: '/tmp' } as const;
+/** Seed key `http_server`: the web server runs unless it is `false`. */
+export const DEFAULT_HTTP_SERVER = true;
+
+/** What a pipeline does at end of stream (`on_eos`): a camera that hangs up ends the stream too. */
+export const DEFAULT_ON_EOS: EosPolicy = 'restart';
+
+/**
+ * The web server (pages, /media, /ws, WHEP, /api/status, /metrics): the original module's port 8000. The media
+ * folder is the module's own (not /tmp, which holds other programs' files and the module's state folder); the
+ * schema states it as /tmp/gst-iotedge-media, the value where the OS temporary folder is /tmp.
+ */
+export const DEFAULT_HTTP = { port: 8000, address: ANY_ADDRESS, mediaRoot: join(tmpdir(), 'gst-iotedge-media') } as const;
 
 /** The RTSP server: port 8554, as the original. */
 export const DEFAULT_RTSP = { port: 8554, address: ANY_ADDRESS } as const;
@@ -17,7 +29,7 @@ export const DEFAULT_RTSP = { port: 8554, address: ANY_ADDRESS } as const;
 export const DEFAULT_METRICS = { port: 9600, address: ANY_ADDRESS } as const;
 
 /** WebRTC viewers (twin key `webrtc`). */
-export const DEFAULT_WEBRTC = { maxPeers: 10, negotiationTimeoutMs: 15_000 } as const;
+export const DEFAULT_WEBRTC = { maxPeers: 10, negotiationTimeoutMs: 15_000, turnServers: [] as readonly string[] } as const;
 
 /** Restarts and timing of pipelines (twin key `restart_policy`). */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {

@@ -1,5 +1,5 @@
 import { assign, emit, fromPromise, setup, type ActorRefFrom } from 'xstate';
-import type { ResolvedConfig } from '../config/desired.js';
+import { versionOf, type ResolvedConfig } from '../config/desired.js';
 import { errorMessage } from '../config/errors.js';
 
 /** A desired document as it arrived, with where it came from (file, twin, direct method). */
@@ -35,13 +35,6 @@ export interface ConfigContext {
   pending: DesiredInput | null;
   /** Validated, waiting to be applied. */
   candidate: ResolvedConfig | null;
-}
-
-function versionOf(document: unknown): number | null {
-  const find = (o: unknown): unknown =>
-    o && typeof o === 'object' ? ((o as Record<string, unknown>).$version ?? find((o as Record<string, unknown>).desired ?? (o as Record<string, unknown>).properties)) : undefined;
-  const v = find(document);
-  return typeof v === 'number' ? v : null;
 }
 
 /**
