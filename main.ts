@@ -108,13 +108,7 @@ function runFromFile(plane: ControlPlane, logger: Logger, twinPath: string, repo
 }
 
 /** IoT Edge mode: the module twin is the desired document; status goes to reported properties and outputs. */
-async function runFromHub(plane: ControlPlane, logger: Logger): Promise<() => Promise<void>> {
-  const stateDir = resolve(process.env.STATE_DIR ?? join(tmpdir(), 'gst-iotedge-state'));
-  try {
-    await prepareStateDir(stateDir);
-  } catch (error) {
-    throw new StartupError(`STATE_DIR: ${(error as Error).message}`);
-  }
+async function runFromHub(plane: ControlPlane, logger: Logger, stateDir: string): Promise<() => Promise<void>> {
   logger.info({ event: 'started', mode: 'iothub', stateDir, pid: process.pid }, 'gst-iotedge connecting to IoT Hub for its module twin');
   // Loaded only here: the Azure SDK is a good part of start-up time, and file mode does not need it.
   const { IotHubConnection } = await import('./actors/IotHubConnection.js');
@@ -152,7 +146,17 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
   const engineLog = logger.child({ component: 'engine' });
   let redact: (text: string) => string = (text) => text;
   const engine = new EngineClient({ policy, onOutput: (line) => engineLog.info({ stream: 'gstreamer' }, redact(line)) });
-  const plane = new ControlPlane({ logger, engine });
+  const useHub = iotHubConfigured(process.env);
+  // IoT Hub mode keeps the last applied document in a private folder, which no media root may serve.
+  const stateDir = useHub ? resolve(process.env.STATE_DIR ?? join(tmpdir(), 'gst-iotedge-state')) : undefined;
+  if (stateDir) {
+    try {
+      await prepareStateDir(stateDir);
+    } catch (error) {
+      throw new StartupError(`STATE_DIR: ${(error as Error).message}`);
+    }
+  }
+  const plane = new ControlPlane({ logger, engine, stateDir });
   redact = (text) => plane.redactor.redact(text);
   const metrics = new Metrics();
   metrics.observe(plane);
@@ -194,10 +198,9 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
 
   plane.start();
   web.start();
-  const useHub = iotHubConfigured(process.env);
   if (useHub && twinPath) logger.warn(`IoT Hub settings found in the environment: the module twin is used, not ${twinPath}`);
   const twin = twinPath ?? DEFAULT_TWIN;
-  const modeShutdown = useHub ? await runFromHub(plane, logger) : runFromFile(plane, logger, twin, reportedPath ?? reportedPathFor(twin));
+  const modeShutdown = useHub ? await runFromHub(plane, logger, stateDir!) : runFromFile(plane, logger, twin, reportedPath ?? reportedPathFor(twin));
   shutdown = modeShutdown;
   if (stopping) await modeShutdown();
 }

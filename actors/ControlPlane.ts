@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { BehaviorSubject, filter, firstValueFrom, Subject, type Observable } from 'rxjs';
 import { createActor, fromPromise, waitFor } from 'xstate';
@@ -85,6 +86,8 @@ export interface ControlPlaneOptions {
   readonly engine: MediaEngine;
   /** Where `$VAR`s come from. */
   readonly env?: NodeJS.ProcessEnv;
+  /** The private state folder (IoT Hub mode): a media root that would serve it is refused. */
+  readonly stateDir?: string;
 }
 
 function iso(ms: number): string {
@@ -112,6 +115,8 @@ export class ControlPlane {
   readonly #env: NodeJS.ProcessEnv;
   /** The media engine: only the control plane talks to it. */
   readonly #engine: MediaEngine;
+  /** The state folder a media root must not serve (IoT Hub mode). */
+  readonly #stateDir: string | undefined;
   readonly #config: ConfigActor;
   /** The running pipelines, one child actor each. */
   readonly #pipelines: PipelinesActor;
@@ -136,6 +141,7 @@ export class ControlPlane {
     this.#logger = options.logger;
     this.#env = options.env ?? process.env;
     this.#engine = options.engine;
+    this.#stateDir = options.stateDir;
     this.status$ = new BehaviorSubject<StatusDocument>(this.#buildStatus());
     const engineLog = this.#logger.child({ component: 'engine' });
     const engine = this.#engine;
@@ -255,7 +261,7 @@ export class ControlPlane {
    * verdict on the document: the check waits for the engine to be back and runs again.
    */
   async #validate({ desired, applied }: ValidateInput): Promise<ResolvedConfig> {
-    const next = resolveDesired(parseDesired(desired.document), this.#env);
+    const next = resolveDesired(parseDesired(desired.document), this.#env, { stateDir: this.#stateDir });
     this.redactor.add(next.secrets);
     const { start } = planSwap(applied, next);
     const checks: Array<{ name: string; launch: string }> = [...start, ...next.extraLaunches];
@@ -285,6 +291,10 @@ export class ControlPlane {
 
   async #apply({ next, applied }: ApplyInput): Promise<void> {
     const plan = planSwap(applied, next);
+    // hlssink2, splitmuxsink and filesink do not make folders: the media folder exists before anything writes to it.
+    await mkdir(next.http.mediaRoot, { recursive: true }).catch((error: unknown) => {
+      this.#logger.warn({ event: 'media-root-failed' }, `cannot create the media folder: ${errorMessage(error)}`);
+    });
     await Promise.all(plan.stop.map((name) => this.#stopPipeline(name, true)));
     if (JSON.stringify(next.rtspServer) !== JSON.stringify(this.#rtspConfig)) {
       this.#rtspConfig = next.rtspServer;

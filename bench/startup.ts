@@ -5,7 +5,7 @@
  * Goals: start <= 1500 ms, swap <= 300 ms. Prints medians of RUNS runs.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { median } from './cpu.js';
 import { parseDesired, resolveDesired } from '../config/desired.js';
@@ -13,8 +13,10 @@ import { ModuleProcess } from '../test/support/ModuleProcess.js';
 
 const RUNS = Number(process.env.RUNS ?? 7);
 const DEFAULT_TWIN = new URL('../../twins/default.json', import.meta.url);
-// Expanded as the module expands it (the default twin writes HLS to ${MEDIA_ROOT:-/tmp}).
-const PIPELINE = resolveDesired(parseDesired(JSON.parse(readFileSync(DEFAULT_TWIN, 'utf8'))), process.env).pipelines[0]!.launch;
+// Expanded as the module expands it (the default twin writes HLS into its media folder, which the module creates).
+const DEFAULT_CONFIG = resolveDesired(parseDesired(JSON.parse(readFileSync(DEFAULT_TWIN, 'utf8'))), process.env);
+const PIPELINE = DEFAULT_CONFIG.pipelines[0]!.launch;
+mkdirSync(DEFAULT_CONFIG.http.mediaRoot, { recursive: true });
 
 
 /** gst-launch-1.0 -m: time from spawn to the pipeline's own state-changed -> PLAYING message. */

@@ -71,9 +71,11 @@ export class PipelineRunner {
     });
     // Named appsinks (`appsink name=video`) publish to the sample hub; unnamed ones (appsink0) are the user's own.
     if (hub) {
+      // One producer per run: its video and audio share one offset onto every consumer's timeline.
+      const producer = hub.producer();
       for (const element of allElements(this.#pipeline)) {
         if (element.getFactory()?.getName() === 'appsink' && !/^appsink\d+$/.test(element.name)) {
-          this.#beforeNull.unshift(hub.attachProducer(element));
+          this.#beforeNull.unshift(hub.attachProducer(element, producer));
         }
       }
     }

@@ -17,8 +17,14 @@ export interface StreamStats {
  */
 export interface HubSample {
   readonly sample: GstSample;
-  /** The producer's buffer: each consumer pushes a shallow copy of its own, without these timestamps. */
+  /** The producer's buffer: each consumer pushes a shallow copy of its own, with timestamps of its own timeline. */
   readonly buffer: InstanceType<typeof Gst.Buffer>;
+  /** When the producer captured it, as clock time (running time of its PTS + the producer's base time); null: no PTS. */
+  readonly capture: bigint | null;
+  /** The same for its DTS (null when it has none: most streams, where DTS is PTS). */
+  readonly captureDts: bigint | null;
+  /** The producer run it came from: video and audio of one run share its offset, so their sync is the camera's. */
+  readonly producer: Producer;
   readonly size: number;
   readonly caps: InstanceType<typeof Gst.Caps> | null;
   /** Changes when the caps change, so consumers compare a number, not caps. */
@@ -27,8 +33,27 @@ export interface HubSample {
   readonly delta: boolean;
 }
 
-/** Flags, metadata and memory references, no timestamps: the consumer's appsrc stamps its own. */
-const COPY_SHALLOW = Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY;
+/** Flags, metadata, memory references and timestamps (duration, offsets); PTS and DTS are then set per consumer. */
+const COPY_SHALLOW = Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY | Gst.BufferCopyFlags.TIMESTAMPS;
+
+/** GST_CLOCK_TIME_NONE as node-gtk gives it. */
+const NONE = 18446744073709551615n;
+
+/**
+ * One run of a producing pipeline (all its named appsinks). `delay` is fixed at its first sample: how long after
+ * capture samples reach the hub, so that every consumer maps capture times onto its own running time with one
+ * offset per producer: intervals stay the producer's, and video and audio keep the sync they had.
+ */
+export interface Producer {
+  delay: bigint | null;
+}
+
+/** The system clock every pipeline of the engine runs on (live sources, RTSP media, webrtcbin). */
+let systemClock: InstanceType<typeof Gst.Clock> | null = null;
+function clockNow(): bigint {
+  systemClock ??= Gst.SystemClock.obtain();
+  return systemClock.getTime();
+}
 
 /**
  * Named streams of `Gst.Sample`s between pipelines in the engine: a main pipeline's `appsink name=video` publishes
@@ -73,11 +98,17 @@ export class SampleHub {
     return subject;
   }
 
+  /** A new producer run, to give each of its appsinks ({@link attachProducer}). */
+  producer(): Producer {
+    return { delay: null };
+  }
+
   /**
    * Publishes an appsink's samples to the stream named like the sink. Returns the function that detaches it;
    * it must run before the pipeline goes to NULL (a streaming thread blocked in `new-sample` would deadlock).
+   * Each sample carries its capture time (its PTS as clock time), read once here for every consumer.
    */
-  attachProducer(appsink: GstElement): () => void {
+  attachProducer(appsink: GstElement, producer: Producer = this.producer()): () => void {
     const sink = asAppSink(appsink);
     const name = appsink.name;
     const subject = this.#subject(name);
@@ -102,7 +133,9 @@ export class SampleHub {
           }
           if (subject.observed) {
             const delta = (buffer.getFlags() & Gst.BufferFlags.DELTA_UNIT) !== 0;
-            subject.next({ sample, buffer, size: Number(size), caps: lastCaps, capsVersion, delta });
+            const { capture, captureDts } = captureTimes(sample, buffer, sink.getBaseTime());
+            if (producer.delay === null) producer.delay = capture === null ? 0n : bigMax(0n, clockNow() - capture);
+            subject.next({ sample, buffer, size: Number(size), caps: lastCaps, capsVersion, delta, capture, captureDts, producer });
           }
         }
       } catch {
@@ -119,19 +152,25 @@ export class SampleHub {
   }
 
   /**
-   * Feeds an appsrc from a stream: caps follow the producer, buffers are shallow copies (memory shared) without
-   * the producer's timestamps, stamped by the appsrc with the consumer's running time (`do-timestamp`), so a
-   * swapped producer with a new timeline never stalls the consumer. Video waits for a key frame first.
+   * Feeds an appsrc from a stream: caps follow the producer, buffers are shallow copies (memory shared) whose PTS
+   * and DTS are the producer's capture times moved onto this consumer's running time by one offset per producer
+   * (its delay to the hub, fixed at its first sample): intervals are exactly the producer's, video and audio of one
+   * producer keep their sync, and a swapped producer (a new timeline) continues where the last one left off, never
+   * behind it, so the consumer does not stall. Video waits for a key frame first.
    */
   attachConsumer(appsrc: GstElement, stream: string): Subscription {
     const src = asAppSrc(appsrc);
     // GstBaseSrc setters: `src.isLive = ...` would shadow the isLive() method instead of setting the property.
     src.setLive(true);
-    src.setDoTimestamp(true);
+    src.setDoTimestamp(false);
     // The property itself, not setFormat(): appsrc applies its `format` property again when it starts.
     src.format = Gst.Format.TIME;
     let capsVersion = -1;
     let waitingForKeyFrame = true;
+    /** The producer the last buffer came from, the shift that keeps its timeline after the one before, and that DTS. */
+    let current: Producer | null = null;
+    let shift = 0n;
+    let lastDts = -1n;
     // A new consumer waits for a key frame: ask the producer's encoder for one now rather than in a GOP's time.
     setImmediate(() => this.requestKeyFrame(stream));
     return this.#subject(stream).subscribe((item) => {
@@ -145,13 +184,48 @@ export class SampleHub {
           if (item.delta) return;
           waitingForKeyFrame = false;
         }
+        const base = src.getBaseTime();
+        // Capture time on this consumer's timeline; a producer without timestamps is stamped on arrival.
+        const delay = item.producer.delay ?? 0n;
+        let pts = (item.capture ?? clockNow() - delay) + delay - base;
+        let dts = item.captureDts === null ? pts : item.captureDts + delay - base;
+        if (item.producer !== current) {
+          // A new producer: never behind what this consumer already sent.
+          current = item.producer;
+          shift = lastDts >= 0n && dts <= lastDts ? lastDts + 1n - dts : 0n;
+        }
+        pts += shift;
+        dts += shift;
+        // Captured before this consumer started (queued in the producer's appsink): too late to show.
+        if (dts < 0n || pts < 0n) return;
+        lastDts = dts;
         // A shallow copy of its own (memory shared): pushing one buffer object into several appsrcs costs node-gtk
         // far more (about three times the main-thread time at 20 viewers) than one copyRegion per consumer.
         const own = item.buffer.copyRegion(COPY_SHALLOW, 0, item.size);
-        if (own) src.pushBuffer(own);
+        if (!own) return;
+        own.pts = pts;
+        own.dts = item.captureDts === null ? NONE : dts;
+        src.pushBuffer(own);
       } catch {
         // As above: never throw back into GStreamer.
       }
     });
   }
+}
+
+function bigMax(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
+/** A buffer's PTS and DTS as clock times of the producer (running time + base time); null where it has none. */
+function captureTimes(sample: GstSample, buffer: InstanceType<typeof Gst.Buffer>, baseTime: bigint): { capture: bigint | null; captureDts: bigint | null } {
+  const segment = sample.getSegment();
+  const toClock = (time: bigint): bigint | null => {
+    if (time === NONE) return null;
+    const running = segment ? segment.toRunningTime(Gst.Format.TIME, time) : time;
+    return running === NONE ? null : running + baseTime;
+  };
+  const capture = toClock(buffer.pts);
+  const dts = buffer.dts;
+  return { capture, captureDts: dts === NONE || dts === buffer.pts ? null : toClock(dts) };
 }

@@ -92,7 +92,9 @@ export class WebRtcBin {
   setLocalDescription(type: 'offer' | 'answer', sdp: string): boolean {
     const local = description(type, sdp);
     if (!local || !this.#element) return local !== null;
-    this.#element.emit('set-local-description', local, Gst.Promise.new());
+    // A promise of the registry, not a bare Gst.Promise.new(): a peer released before webrtcbin replied must
+    // interrupt it, or the collected wrapper frees it still pending (a GStreamer-WARNING, seen under load).
+    this.#element.emit('set-local-description', local, this.#promise('set-local-description', () => null));
     return true;
   }
 
