@@ -25,7 +25,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startModule(desired: Record<string, unknown>) {
   const module = new ModuleProcess({
-    desired: { ...desired, http: { port: 0, address: '127.0.0.1', media_root: '/tmp' }, metrics: { port: null }, rtsp: { port: 0, address: '127.0.0.1' }, webrtc: { max_peers: VIEWERS + 5 } },
+    desired: { ...desired, http: { port: 0, address: '127.0.0.1', media_root: '/tmp' }, metrics: { port: null }, rtsp: { port: 0, address: '127.0.0.1' }, webrtc: { max_peers: VIEWERS + 5, max_peers_per_address: VIEWERS + 5 } },
     env: { LOG_LEVEL: 'info' },
   });
   const http = await module.waitForLog((l) => l.event === 'http-listening');

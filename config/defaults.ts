@@ -29,7 +29,7 @@ export const DEFAULT_RTSP = { port: 8554, address: ANY_ADDRESS } as const;
 export const DEFAULT_METRICS = { port: 9600, address: ANY_ADDRESS } as const;
 
 /** WebRTC viewers (twin key `webrtc`). */
-export const DEFAULT_WEBRTC = { maxPeers: 10, negotiationTimeoutMs: 15_000, turnServers: [] as readonly string[] } as const;
+export const DEFAULT_WEBRTC = { maxPeers: 10, maxPeersPerAddress: 10, newPeersPerSecond: 20, negotiationTimeoutMs: 15_000, turnServers: [] as readonly string[] } as const;
 
 /** Restarts and timing of pipelines (twin key `restart_policy`). */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {

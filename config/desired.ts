@@ -75,6 +75,10 @@ export interface WebRtcSettings {
   /** null: per-viewer when `webrtc_pipeline` is set, shared when the main pipeline has `appsink name=video`. */
   readonly mode: WebRtcMode | null;
   readonly maxPeers: number;
+  /** Viewers one client address may hold. */
+  readonly maxPeersPerAddress: number;
+  /** New viewers admitted per second overall. */
+  readonly newPeersPerSecond: number;
   readonly negotiationTimeoutMs: number;
   readonly stunServer: string | null;
   /** Templates: `turn://user:$TURN_PASSWORD@host:3478`. */
@@ -260,6 +264,8 @@ function webrtcSettingsOf(settings: Record<string, unknown>): WebRtcSettings {
   return {
     mode: or<WebRtcMode | null>(settings.mode, null),
     maxPeers: or(settings.max_peers, DEFAULT_WEBRTC.maxPeers),
+    maxPeersPerAddress: or(settings.max_peers_per_address, DEFAULT_WEBRTC.maxPeersPerAddress),
+    newPeersPerSecond: or(settings.new_peers_per_second, DEFAULT_WEBRTC.newPeersPerSecond),
     negotiationTimeoutMs: or(settings.negotiation_timeout_ms, DEFAULT_WEBRTC.negotiationTimeoutMs),
     stunServer: or<string | null>(settings.stun_server, null),
     turnServers: or(settings.turn_servers, DEFAULT_WEBRTC.turnServers),

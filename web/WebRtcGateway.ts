@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createActor, fromCallback } from 'xstate';
 import type { WebRtcPort } from '../actors/ControlPlane.js';
+import { DEFAULT_WEBRTC } from '../config/defaults.js';
 import type { ResolvedWebRtc } from '../config/desired.js';
 import type { SignalMessage } from '../ipc/protocol.js';
 import { MAX_SIGNAL_BYTES, parseSignal } from '../ipc/signalling.js';
@@ -17,7 +18,7 @@ import {
   type WebRtcSessionInput,
   type WebRtcViewersActor,
 } from '../machines/webrtcPeer.js';
-import { Admission, clientKey, DEFAULT_ADMISSION, type AdmissionLimits } from './admission.js';
+import { Admission, admissionLimits, clientKey } from './admission.js';
 import { closeReason } from './closeReason.js';
 
 /** The seed's signalling path. */
@@ -68,8 +69,6 @@ export interface WebRtcGatewayOptions {
   /** Hides values expanded from the environment (a per-viewer pipeline's failure can quote them). */
   readonly redact: (text: string) => string;
   readonly logger: Logger;
-  /** New viewers' rate and viewers per address (default {@link DEFAULT_ADMISSION}). */
-  readonly admission?: AdmissionLimits;
 }
 
 /**
@@ -96,7 +95,7 @@ export class WebRtcGateway {
     this.#webrtc = options.webrtc;
     this.#redact = options.redact;
     this.#log = options.logger.child({ component: 'webrtc' });
-    this.#admission = new Admission(options.admission ?? DEFAULT_ADMISSION);
+    this.#admission = new Admission(admissionLimits(DEFAULT_WEBRTC.maxPeersPerAddress, DEFAULT_WEBRTC.newPeersPerSecond));
     const session = fromCallback<WebRtcPeerEvent, WebRtcSessionInput>(({ input, sendBack }) => this.#session(input.peer, sendBack));
     this.#viewers = createActor(webrtcViewersMachine.provide({ actors: { peer: webrtcPeerMachine.provide({ actors: { session } }) } }));
     this.#viewers.start();
@@ -169,6 +168,7 @@ export class WebRtcGateway {
 
   #refusal(): { status: number; reason: string; code: number } | null {
     const config = this.#config();
+    if (config) this.#admission.configure(admissionLimits(config.maxPeersPerAddress, config.newPeersPerSecond));
     if (!config?.mode) return { status: 503, code: CLOSE_TRY_LATER, reason: 'WebRTC is not configured: set webrtc_pipeline, or end the main pipeline in appsink name=video' };
     if (this.peerCount >= config.maxPeers) return { status: 503, code: CLOSE_TRY_LATER, reason: `too many WebRTC viewers (max_peers ${config.maxPeers})` };
     return null;

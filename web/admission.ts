@@ -12,7 +12,16 @@ export interface AdmissionLimits {
   readonly addressBurst: number;
 }
 
-export const DEFAULT_ADMISSION: AdmissionLimits = { maxPerAddress: 10, ratePerSecond: 20, burst: 40, addressRatePerSecond: 10, addressBurst: 40 };
+/**
+ * The limits for the twin's `webrtc.max_peers_per_address` and `webrtc.new_peers_per_second`: bursts of twice the
+ * rate, and half the rate for one address.
+ *
+ * @example
+ * admissionLimits(10, 20) // { maxPerAddress: 10, ratePerSecond: 20, burst: 40, addressRatePerSecond: 10, addressBurst: 40 }
+ */
+export function admissionLimits(maxPerAddress: number, newPerSecond: number): AdmissionLimits {
+  return { maxPerAddress, ratePerSecond: newPerSecond, burst: 2 * newPerSecond, addressRatePerSecond: newPerSecond / 2, addressBurst: 2 * newPerSecond };
+}
 
 /** Addresses remembered for their rate at most: an attacker cycling source addresses cannot grow this map. */
 export const MAX_TRACKED_ADDRESSES = 4_096;
@@ -70,18 +79,26 @@ export function clientKey(address: string | undefined): string {
  * client can neither hold every slot nor churn faster than peers are torn down.
  */
 export class Admission {
-  readonly #limits: AdmissionLimits;
+  #limits: AdmissionLimits;
   readonly #now: () => number;
-  readonly #overall: Bucket;
+  #overall: Bucket;
   /** Rate buckets per client key, least recently used first. */
   readonly #rates = new Map<string, Bucket>();
   /** Viewers open now per client key. */
   readonly #open = new Map<string, number>();
 
-  constructor(limits: AdmissionLimits = DEFAULT_ADMISSION, now: () => number = Date.now) {
+  constructor(limits: AdmissionLimits, now: () => number = Date.now) {
     this.#limits = limits;
     this.#now = now;
     this.#overall = new Bucket(limits.ratePerSecond, limits.burst, now());
+  }
+
+  /** New limits (a twin change): open viewers stay counted; rates start afresh. */
+  configure(limits: AdmissionLimits): void {
+    if (JSON.stringify(limits) === JSON.stringify(this.#limits)) return;
+    this.#limits = limits;
+    this.#overall = new Bucket(limits.ratePerSecond, limits.burst, this.#now());
+    this.#rates.clear();
   }
 
   /** Admits a viewer from `key` (counted as open until {@link release}), or says why not and when to retry. */
