@@ -120,7 +120,7 @@ export class AccessControl {
     this.#now = options.now ?? Date.now;
     this.#settings = settings;
     this.#limiter = new RateLimiter(settings?.rateLimit, this.#now);
-    this.#verifier = settings?.jwt ? new TokenVerifier(settings.jwt, this.#now) : null;
+    this.#verifier = settings?.jwt ? new TokenVerifier(settings.jwt, { now: this.#now }) : null;
     this.#verified = new LruMap(VERIFIED_MAX, this.#now);
   }
 
@@ -148,7 +148,7 @@ export class AccessControl {
     this.#settings = settings;
     if (JSON.stringify(before?.rateLimit) !== JSON.stringify(settings?.rateLimit)) this.#limiter = new RateLimiter(settings?.rateLimit, this.#now);
     if (JSON.stringify(before?.jwt ?? null) !== JSON.stringify(settings?.jwt ?? null)) {
-      this.#verifier = settings?.jwt ? new TokenVerifier(settings.jwt, this.#now) : null;
+      this.#verifier = settings?.jwt ? new TokenVerifier(settings.jwt, { now: this.#now }) : null;
     }
     this.#verified.clear();
     return change;

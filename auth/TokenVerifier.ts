@@ -74,15 +74,15 @@ export class TokenVerifier {
   /** When a JWKS refresh last failed: for a cool-down, cached keys are used without asking again. */
   #failedAt = -Infinity;
 
-  constructor(settings: JwtSettings, now: () => number = Date.now) {
+  constructor(settings: JwtSettings, options: { readonly now?: () => number; readonly jwksMaxAgeMs?: number } = {}) {
     this.#settings = settings;
-    this.#now = now;
+    this.#now = options.now ?? Date.now;
     this.#static = staticKeyOf(settings);
     this.#remote = settings.jwksUrl
       ? createRemoteJWKSet(new URL(settings.jwksUrl), {
           timeoutDuration: settings.jwksTimeoutMs,
           cooldownDuration: JWKS_COOLDOWN_MS,
-          cacheMaxAge: JWKS_MAX_AGE_MS,
+          cacheMaxAge: options.jwksMaxAgeMs ?? JWKS_MAX_AGE_MS,
         })
       : null;
   }

@@ -82,8 +82,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 /** Quotes a twin value for an error message; only ever called with values that are not secret. */
 function quote(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text);
+  if (typeof value !== 'string') return (JSON.stringify(value) ?? String(value)).slice(0, 80);
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
 }
 
 function unknownKeys(value: Record<string, unknown>, known: ReadonlySet<string>, where: string): void {
