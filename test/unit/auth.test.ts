@@ -8,7 +8,7 @@ import { parseOriginPolicy, originAllowed, SAME_ORIGIN_ONLY, whepCorsHeaders, wh
 import { hashPassword, parsePasswordHash, verifyPassword } from '../../auth/passwordHash.js';
 import { clientKey, RateLimiter } from '../../auth/RateLimiter.js';
 import { grants, lenientRights, parseRights, rightsKey } from '../../auth/rights.js';
-import { rtspAuthSpec } from '../../auth/rtspSpec.js';
+import { mountsLosingAccess, rtspAuthSpec } from '../../auth/rtspSpec.js';
 import { parseAuthSettings, type AuthSettings } from '../../auth/settings.js';
 import { ConfigError } from '../../config/errors.js';
 import { Redactor } from '../../config/redact.js';
@@ -405,5 +405,18 @@ describe('access control', () => {
       requireTls: false,
     });
     assert.equal(rtspAuthSpec(null), null);
+  });
+
+  it('names the RTSP mounts where someone loses access, so only their viewers are closed', () => {
+    const base = { realm: 'r', users: [{ name: 'a', password: 'p', mounts: ['/x'] as string[] }, { name: 'b', password: 'q', mounts: '*' as const }], anonymousMounts: ['/pub'] as string[], requireTls: false };
+    const mounts = ['/x', '/y', '/pub'];
+    assert.deepEqual(mountsLosingAccess(base, base, mounts), []);
+    assert.deepEqual(mountsLosingAccess(base, { ...base, users: [base.users[1]!] }, mounts), ['/x']);
+    assert.deepEqual(mountsLosingAccess(base, { ...base, users: [{ ...base.users[0]!, password: 'new' }, base.users[1]!] }, mounts), ['/x']);
+    assert.deepEqual(mountsLosingAccess(base, { ...base, anonymousMounts: [] }, mounts), ['/pub']);
+    assert.deepEqual(mountsLosingAccess(base, { ...base, users: [...base.users, { name: 'c', password: 'r', mounts: '*' }] }, mounts), []);
+    assert.deepEqual(mountsLosingAccess(null, base, mounts), ['/x', '/y']);
+    assert.deepEqual(mountsLosingAccess(base, null, mounts), []);
+    assert.deepEqual(mountsLosingAccess(base, { ...base, requireTls: true }, mounts), ['/x', '/y', '/pub']);
   });
 });
