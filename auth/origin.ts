@@ -7,13 +7,13 @@ import { ConfigError } from '../config/errors.js';
  */
 export interface OriginPolicy {
   /** `["*"]` in the twin: any origin (the module is embedded in pages anywhere). */
-  readonly any: boolean;
+  readonly anyOrigin: boolean;
   /** Allowed origins besides the module's own, normalised (`https://dash.example.com`, `http://10.0.0.2:8080`). */
   readonly origins: ReadonlySet<string>;
 }
 
 /** Same-origin only: the module's own pages. */
-export const SAME_ORIGIN_ONLY: OriginPolicy = Object.freeze({ any: false, origins: new Set<string>() });
+export const SAME_ORIGIN_ONLY: OriginPolicy = Object.freeze({ anyOrigin: false, origins: new Set<string>() });
 
 /**
  * Reads an allow-list of origins (suggested twin key `http.allowed_origins`): absent means same-origin only,
@@ -25,7 +25,7 @@ export const SAME_ORIGIN_ONLY: OriginPolicy = Object.freeze({ any: false, origin
 export function parseOriginPolicy(value: unknown, where: string): OriginPolicy {
   if (value === undefined || value === null) return SAME_ORIGIN_ONLY;
   if (!Array.isArray(value)) throw new ConfigError(`${where} must be a list of origins such as "https://dash.example.com", or ["*"]`);
-  if (value.length === 1 && value[0] === '*') return Object.freeze({ any: true, origins: new Set<string>() });
+  if (value.length === 1 && value[0] === '*') return Object.freeze({ anyOrigin: true, origins: new Set<string>() });
   const origins = new Set<string>();
   value.forEach((entry: unknown, i) => {
     if (typeof entry !== 'string') throw new ConfigError(`${where}[${i}] must be a string`);
@@ -35,7 +35,7 @@ export function parseOriginPolicy(value: unknown, where: string): OriginPolicy {
     }
     origins.add(origin);
   });
-  return Object.freeze({ any: false, origins });
+  return Object.freeze({ anyOrigin: false, origins });
 }
 
 /** `https://Example.com:443/` -> `https://example.com`; null when it is not an http(s) origin. */
@@ -73,7 +73,7 @@ export interface OriginRequest {
  */
 export function originAllowed(policy: OriginPolicy, request: OriginRequest): boolean {
   if (request.origin === undefined) return true;
-  if (policy.any) return true;
+  if (policy.anyOrigin) return true;
   const origin = normaliseOrigin(request.origin);
   // `Origin: null` (sandboxed frames, file:// pages) names nobody: only "*" lets it in.
   if (origin === null) return false;
@@ -135,7 +135,7 @@ export function whepPreflight(policy: OriginPolicy, request: PreflightRequest): 
   return {
     allowed: true,
     headers: {
-      'access-control-allow-origin': policy.any ? '*' : (request.origin),
+      'access-control-allow-origin': policy.anyOrigin ? '*' : (request.origin),
       'access-control-allow-methods': WHEP_METHODS.join(', '),
       'access-control-allow-headers': [...WHEP_REQUEST_HEADERS].join(', '),
       'access-control-expose-headers': WHEP_EXPOSED_HEADERS,
@@ -160,7 +160,7 @@ export function whepCorsHeaders(policy: OriginPolicy, request: OriginRequest): C
   return {
     allowed: true,
     headers: {
-      'access-control-allow-origin': policy.any ? '*' : request.origin,
+      'access-control-allow-origin': policy.anyOrigin ? '*' : request.origin,
       'access-control-expose-headers': WHEP_EXPOSED_HEADERS,
       vary: 'Origin',
     },

@@ -95,7 +95,12 @@ export function lenientRights(texts: Iterable<string>): Rights {
   return parseRights(known);
 }
 
-/** The union of rights sets (a user's own rights plus those of each of its roles). */
+/**
+ * The union of rights sets (a user's own rights plus those of each of its roles).
+ *
+ * @example
+ * rightsOf(parseRights(['webrtc']), parseRights(['rtsp:cam2'])); // webrtc + rtsp:cam2
+ */
 export function rightsOf(...sets: readonly Rights[]): Rights {
   const actions = new Set<Action>();
   const mounts = new Set<string>();
@@ -120,13 +125,23 @@ export function grants(rights: Rights, action: Action, resource?: string): boole
   return rights.mounts.has(resource.startsWith('/') ? resource.slice(1) : resource);
 }
 
-/** A canonical text form (sorted), to compare two rights sets and to show them. */
+/**
+ * A canonical text form (sorted), to compare two rights sets and to show them.
+ *
+ * @example
+ * rightsKey(parseRights(['webrtc', 'rtsp:b', 'rtsp:a'])); // 'webrtc rtsp:a rtsp:b'
+ */
 export function rightsKey(rights: Rights): string {
   if (ACTIONS.every((a) => rights.actions.has(a))) return '*';
   return [...[...rights.actions].sort(), ...[...rights.mounts].sort().map((m) => `rtsp:${m}`)].join(' ');
 }
 
-/** Whether two rights sets allow exactly the same things. */
+/**
+ * Whether two rights sets allow exactly the same things.
+ *
+ * @example
+ * sameRights(parseRights(['rtsp']), parseRights(['rtsp:*'])); // true
+ */
 export function sameRights(a: Rights, b: Rights): boolean {
   return rightsKey(a) === rightsKey(b);
 }

@@ -26,7 +26,12 @@ export class CertificateError extends Error {
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
-/** The certificates of a PEM bundle, leaf first. */
+/**
+ * The certificates of a PEM bundle, leaf first.
+ *
+ * @example
+ * const [leaf, ...chain] = pemCertificates(readFileSync('/certs/fullchain.pem', 'utf8'));
+ */
 export function pemCertificates(pem: string): string[] {
   return pem.match(PEM_CERTIFICATE) ?? [];
 }

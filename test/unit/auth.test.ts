@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { AccessControl, OPEN_PRINCIPAL, type LoginFailure, type Principal } from '../../auth/AccessControl.js';
 import { maskTokenParameter, parseAuthorization, parseToken } from '../../auth/credentials.js';
@@ -129,6 +131,16 @@ describe('password hashes', () => {
     // NFC: "é" as e + combining accent is the same password.
     assert.equal(await verifyPassword('e\u0301 correct horse', parsePasswordHash(stored)), true);
     assert.equal(await verifyPassword('wrong', parsePasswordHash(stored)), false);
+  });
+
+  it('npm run hash-password reads the password from standard input and prints a hash that verifies', async () => {
+    const cli = fileURLToPath(new URL('../../auth/hashPasswordCli.js', import.meta.url));
+    const out = spawnSync(process.execPath, [cli], { input: 'from stdin, 8+ chars\n', encoding: 'utf8' });
+    assert.equal(out.status, 0, out.stderr);
+    assert.equal(await verifyPassword('from stdin, 8+ chars', parsePasswordHash(out.stdout.trim())), true);
+    const short = spawnSync(process.execPath, [cli], { input: 'short', encoding: 'utf8' });
+    assert.equal(short.status, 1);
+    assert.match(short.stderr, /fewer than 8 characters/);
   });
 
   it('refuses malformed hashes without quoting them', () => {
