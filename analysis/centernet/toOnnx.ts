@@ -9,12 +9,13 @@
  * to express in ONNX than they save. NHWC becomes NCHW: weights are transposed here, activations never are.
  * The shipped graph fixes its upsampling targets for 512; here they are 2x scales, so one file serves every size.
  *
- * Run: `node dist/analysis/centernet/toOnnx.js <out.onnx>` (skips when `out` was made from the same inputs).
+ * Run: `node dist/analysis/centernet/toOnnx.js <out.onnx>` (skips when `out` was made from the same inputs); it also
+ * copies the tfjs graph beside it, for the tfjs-wasm runtime (arm32v7), so the image needs no `@vladmandic/human`.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { onnx as OnnxNamespace } from 'onnx-proto';
 import { ModelFormatError, RESIZE_CONSTANTS, readCenterNet, type CenterNetFiles, type TfAttr, type TfNode } from './graph.js';
@@ -296,6 +297,11 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     console.error('usage: toOnnx.js <out.onnx>');
     process.exit(2);
   }
-  const { written } = writeCenterNetOnnx(target);
+  const files = readCenterNet();
+  const { written } = writeCenterNetOnnx(target, files);
+  for (const name of ['centernet.json', 'centernet.bin']) {
+    const copy = join(dirname(target), name);
+    if (written || !existsSync(copy)) copyFileSync(join(files.dir, name), copy);
+  }
   if (written) console.error(`[setup] wrote ${target}`);
 }
