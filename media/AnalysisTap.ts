@@ -1,0 +1,341 @@
+/**
+ * Video analysis in the media engine: taps that hand frames to analyzer processes without JS ever touching a byte.
+ *
+ *   main pipeline:  ... ! inference name=people ! tee ! (rest of the pipeline, unchanged)
+ *                                                  tee. ! queue leaky ! valve ! appsink name="inference:people"
+ *   sample hub:     stream "inference:people" (or a user's stream such as "video"): buffer references only
+ *   tap pipeline:   appsrc ! queue leaky ! decodebin ! videorate max-rate=FPS ! videoscale ! RGB ! gdppay
+ *                     ! tcpserversink host=127.0.0.1  <- the analyzer's worker process connects here
+ *
+ * Why this shape: the tap pipeline is separate from the user's, so a decoder error or an analyzer that goes away
+ * never stops the recording or the viewers; frames are decoded once, and scaled and converted only at the
+ * analyzer's rate (videorate drops before videoscale); `tcpserversink` lets readers come and go without an error
+ * (an analyzer restart is just a reconnect), and `gdppay` gives each client the caps first. The valve stays shut
+ * until an analyzer uses the element, so a named `inference` costs nothing when no analyzer is configured.
+ *
+ * H.264 can only be decoded from a key frame on: every frame of a GOP is needed to decode the next, so a 5 fps
+ * analyzer on a 30 fps camera decodes 30 and looks at 5. `key_frames_only` drops the other frames before the
+ * decoder instead (cost ~1/GOP of full decoding; the rate is then at most the camera's key-frame rate).
+ *
+ * @module
+ */
+import type { AnalysisEngineEvent, AnalysisTapSpec, DecoderChoice } from '../ipc/analysis.js';
+import { applyDecoderChoice, pickedDecoder } from './decoderRanks.js';
+import { GLib, Gst, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+import { allElements, parseLaunch } from './PipelineRunner.js';
+import type { SampleHub } from './SampleHub.js';
+
+/** Where the engine's frame sockets listen: loopback only, frames are for local analyzer processes. */
+export const FRAME_HOST = '127.0.0.1';
+/** Named `inference` elements' branches publish to this hub stream. */
+export function tapStreamName(element: string): string {
+  return `inference:${element}`;
+}
+/** Unnamed elements (`inference0`) are pass-through only, as in gst-launch. */
+const DEFAULT_NAME = /^inference\d+$/;
+/** Restart delay of a failed tap pipeline: doubles up to the maximum, resets once frames flow. */
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 10_000;
+/** Time for calls already queued from streaming threads to run before NULL (as PipelineRunner). */
+const QUIESCE_MS = 30;
+
+type Bin = InstanceType<typeof Gst.Bin>;
+
+/**
+ * Puts the branch (tee, leaky queue, valve, appsink) after each named `inference` element of a parsed pipeline,
+ * before it goes to PLAYING. Returns the branches' valves and appsinks by element name; the appsinks still have to
+ * be attached to the sample hub (see {@link AnalysisTaps.attach}).
+ */
+export function insertInferenceBranches(pipeline: GstElement): Array<{ element: string; valve: GstElement; appsink: GstElement }> {
+  const found: GstElement[] = [];
+  for (const element of allElements(pipeline)) {
+    if (element.getFactory()?.getName() === 'inference' && !DEFAULT_NAME.test(element.name)) found.push(element);
+  }
+  const branches: Array<{ element: string; valve: GstElement; appsink: GstElement }> = [];
+  for (const inference of found) {
+    const name = inference.name;
+    const parent = inference.getParent() as unknown as Bin | null;
+    if (!parent) continue;
+    // leaky queue: if the engine's main thread is slow to take samples, old ones go, the tee never waits.
+    // appsink: no clock sync and no preroll, it is a side branch; one sample held at most.
+    const branch = Gst.parseBinFromDescription(
+      `queue leaky=downstream max-size-buffers=60 max-size-bytes=0 max-size-time=0 ! valve name="${name}:valve" drop=true ` +
+        `! appsink name="${tapStreamName(name)}" sync=false async=false max-buffers=1 drop=true enable-last-sample=false`,
+      true,
+    ) as unknown as Bin;
+    branch.name = `${name}:branch`;
+    const tee = Gst.ElementFactory.make('tee', `${name}:tee`)!;
+    parent.add(tee);
+    parent.add(branch);
+    const src = inference.getStaticPad('src')!;
+    const peer = src.getPeer();
+    if (peer) src.unlink(peer);
+    if (!inference.link(tee)) throw new Error(`could not link ${name} to its tap's tee`);
+    if (peer) {
+      const out = tee.requestPadSimple('src_%u')!;
+      if (out.link(peer) !== Gst.PadLinkReturn.OK) throw new Error(`could not relink ${name} to what followed it`);
+    }
+    if (!tee.link(branch)) throw new Error(`could not link ${name}'s tap branch`);
+    const valve = branch.getByName(`${name}:valve`)!;
+    const appsink = branch.getByName(tapStreamName(name))!;
+    branches.push({ element: name, valve, appsink });
+  }
+  return branches;
+}
+
+/** The tap pipeline's description for one analyzer. */
+export function tapLaunch(spec: AnalysisTapSpec, port: number): string {
+  const size = spec.inputSize;
+  // A framerate cap rather than videorate's integer max-rate, so 0.5 fps works; drop-only never invents frames.
+  const [num, den] = fraction(spec.fps);
+  return [
+    'appsrc name=src format=time is-live=true do-timestamp=true',
+    // Decoding runs on this queue's thread, not on the engine's main thread that pushes.
+    'queue leaky=downstream max-size-buffers=300 max-size-bytes=0 max-size-time=0',
+    ...(spec.keyFramesOnly ? ['identity drop-buffer-flags=delta-unit'] : []),
+    'decodebin name=dec',
+    `videorate drop-only=true ! video/x-raw,framerate=[0/1,${num}/${den}]`,
+    // Scale first, in the decoder's format, then convert the small picture: fits SxS with the aspect kept.
+    `videoscale ! video/x-raw,width=[1,${size}],height=[1,${size}],pixel-aspect-ratio=1/1`,
+    'videoconvert ! video/x-raw,format=RGB',
+    'gdppay',
+    // units-soft-max + recover-policy=latest: a client that falls behind skips to the newest frame, never blocks.
+    `tcpserversink name=sink host=${FRAME_HOST} port=${port} sync=false async=false units-soft-max=2 recover-policy=latest`,
+  ].join(' ! ');
+}
+
+function fraction(fps: number): [number, number] {
+  if (Number.isInteger(fps)) return [fps, 1];
+  const den = 1000;
+  return [Math.round(fps * den), den];
+}
+
+/**
+ * One analyzer's tap pipeline, fed from a sample-hub stream. It outlives the producing pipeline (the hub stream
+ * does), restarts itself with backoff when it fails, and keeps its port across restarts when it can, so the
+ * analyzer process reconnects to the same place.
+ */
+export class AnalysisTap {
+  readonly spec: AnalysisTapSpec;
+  readonly #hub: SampleHub;
+  readonly #emit: (event: AnalysisEngineEvent) => void;
+  #pipeline: GstPipeline | null = null;
+  #unsubscribe: (() => void) | null = null;
+  #port = 0;
+  #decoder: string | null = null;
+  #retryMs = RETRY_MIN_MS;
+  #timer: NodeJS.Timeout | null = null;
+  #poll: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  constructor(spec: AnalysisTapSpec, hub: SampleHub, emit: (event: AnalysisEngineEvent) => void) {
+    this.spec = spec;
+    this.#hub = hub;
+    this.#emit = emit;
+  }
+
+  get stream(): string {
+    return this.spec.source.kind === 'element' ? tapStreamName(this.spec.source.element) : this.spec.source.stream;
+  }
+
+  /** The frame socket's port (null while the tap is down). */
+  get port(): number | null {
+    return this.#pipeline ? this.#port : null;
+  }
+
+  get decoder(): string | null {
+    return this.#decoder;
+  }
+
+  start(): void {
+    if (this.#closed || this.#pipeline) return;
+    let pipeline: GstPipeline;
+    try {
+      pipeline = parseLaunch(tapLaunch(this.spec, this.#port)) as GstPipeline;
+    } catch (error) {
+      this.#failed(`tap pipeline does not parse: ${(error as Error).message}`);
+      return;
+    }
+    this.#pipeline = pipeline;
+    pipeline.getBus()!.addWatch(GLib.PRIORITY_DEFAULT, (_bus: unknown, message: GstMessage) => {
+      try {
+        if (message.type === Gst.MessageType.ERROR && this.#pipeline === pipeline) {
+          const [error] = message.parseError();
+          this.#failed(`${error.message} (${(message.src as { name?: string } | null)?.name ?? 'tap'})`);
+        }
+      } catch {
+        // Never throw into GLib: node-gtk would end the engine.
+      }
+      return true;
+    });
+    if (pipeline.setState(Gst.State.PLAYING) === Gst.StateChangeReturn.FAILURE) {
+      // A port taken since the last run: bind a fresh one next time (the analyzer is told the new port).
+      this.#port = 0;
+      this.#failed('tap pipeline did not start');
+      return;
+    }
+    const sink = pipeline.getByName('sink') as unknown as { currentPort: number };
+    this.#port = sink.currentPort;
+    const appsrc = pipeline.getByName('src')!;
+    const subscription = this.#hub.attachConsumer(appsrc, this.stream);
+    this.#unsubscribe = () => subscription.unsubscribe();
+    this.#report(null);
+    this.#pollDecoder(pipeline);
+  }
+
+  /** Stops the tap for good (its port is released). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#teardown();
+  }
+
+  #report(error: string | null): void {
+    this.#emit({ type: 'analysis-tap', analyzer: this.spec.analyzer, port: this.port, decoder: this.#decoder, error });
+  }
+
+  /** Which decoder decodebin plugged: looked up on a timer (a signal would run JS on a streaming thread). */
+  #pollDecoder(pipeline: GstPipeline): void {
+    let tries = 0;
+    this.#poll = setInterval(() => {
+      if (this.#pipeline !== pipeline) return;
+      const dec = pipeline.getByName('dec');
+      const picked = dec ? pickedDecoder(dec, allElements) : null;
+      if (picked) {
+        this.#decoder = picked;
+        this.#retryMs = RETRY_MIN_MS;
+        this.#report(null);
+      }
+      // Raw input has no decoder to find: stop looking after a while.
+      if (picked || ++tries >= 30) {
+        clearInterval(this.#poll!);
+        this.#poll = null;
+      }
+    }, 500);
+  }
+
+  #failed(reason: string): void {
+    this.#teardown();
+    this.#report(reason);
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.start();
+    }, this.#retryMs);
+    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+  }
+
+  #teardown(): void {
+    if (this.#poll) clearInterval(this.#poll);
+    this.#poll = null;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    const pipeline = this.#pipeline;
+    this.#pipeline = null;
+    if (!pipeline) return;
+    // NULL on a later tick: calls already queued from streaming threads run first (see PipelineRunner).
+    setTimeout(() => {
+      pipeline.setState(Gst.State.NULL);
+      pipeline.getBus()?.removeWatch();
+    }, QUIESCE_MS);
+  }
+}
+
+/**
+ * All analysis of one engine: the taps the control plane asked for (`configure`) and the branches after named
+ * `inference` elements in running pipelines (`attach`). Taps and branches meet through the sample hub, so either
+ * may come first, and a pipeline restart or swap leaves the analyzer's tap and socket in place.
+ *
+ * @example
+ * const analysis = new AnalysisTaps(hub, send);
+ * // on { type: 'analysis', taps, decoder }:
+ * analysis.configure(command.taps, command.decoder);
+ * // after `new PipelineRunner(...)`, before `runner.play()`:
+ * for (const detach of analysis.attach(runner.pipeline)) runner.beforeNull(detach);
+ */
+export class AnalysisTaps {
+  readonly #hub: SampleHub;
+  readonly #emit: (event: AnalysisEngineEvent) => void;
+  /** Taps by analyzer name. */
+  readonly #taps = new Map<string, AnalysisTap>();
+  /** Valves of live branches, by `inference` element name (one element name per engine is expected). */
+  readonly #valves = new Map<string, Set<GstElement>>();
+  #decoder: DecoderChoice = 'auto';
+
+  constructor(hub: SampleHub, emit: (event: AnalysisEngineEvent) => void) {
+    this.#hub = hub;
+    this.#emit = emit;
+  }
+
+  /**
+   * Replaces the set of taps: new ones start, removed or changed ones stop, unchanged ones keep their pipeline and
+   * port. The decoder choice is applied first (it only affects decodebins built after it).
+   */
+  configure(taps: readonly AnalysisTapSpec[], decoder: DecoderChoice): void {
+    if (decoder !== this.#decoder) {
+      const result = applyDecoderChoice(decoder);
+      this.#decoder = decoder;
+      this.#emit({ type: 'analysis-decoder', ...result });
+      // Taps already decoding keep the decoder they plugged: rebuild them.
+      for (const tap of this.#taps.values()) tap.close();
+      this.#taps.clear();
+    }
+    const wanted = new Map(taps.map((t) => [t.analyzer, t]));
+    for (const [name, tap] of this.#taps) {
+      const next = wanted.get(name);
+      if (!next || JSON.stringify(next) !== JSON.stringify(tap.spec)) {
+        tap.close();
+        this.#taps.delete(name);
+        this.#emit({ type: 'analysis-tap', analyzer: name, port: null, decoder: null, error: null });
+      }
+    }
+    for (const [name, spec] of wanted) {
+      if (this.#taps.has(name)) continue;
+      const tap = new AnalysisTap(spec, this.#hub, this.#emit);
+      this.#taps.set(name, tap);
+      tap.start();
+    }
+    this.#updateValves();
+  }
+
+  /**
+   * Adds the analysis branch after each named `inference` element of a pipeline that is about to play, and
+   * publishes it to the sample hub. Returns what must run before that pipeline goes to NULL.
+   */
+  attach(pipeline: GstElement): Array<() => void> {
+    const detachers: Array<() => void> = [];
+    for (const { element, valve, appsink } of insertInferenceBranches(pipeline)) {
+      let valves = this.#valves.get(element);
+      if (!valves) this.#valves.set(element, (valves = new Set()));
+      valves.add(valve);
+      const set = valves;
+      const detach = this.#hub.attachProducer(appsink);
+      detachers.push(() => {
+        set.delete(valve);
+        detach();
+      });
+    }
+    this.#updateValves();
+    return detachers;
+  }
+
+  /** Ports and decoders of the taps, for status. */
+  status(): Array<{ analyzer: string; port: number | null; decoder: string | null }> {
+    return [...this.#taps.values()].map((t) => ({ analyzer: t.spec.analyzer, port: t.port, decoder: t.decoder }));
+  }
+
+  close(): void {
+    for (const tap of this.#taps.values()) tap.close();
+    this.#taps.clear();
+  }
+
+  /** A branch's valve is open while some analyzer reads its element. */
+  #updateValves(): void {
+    const used = new Set<string>();
+    for (const tap of this.#taps.values()) if (tap.spec.source.kind === 'element') used.add(tap.spec.source.element);
+    for (const [element, valves] of this.#valves) {
+      for (const valve of valves) (valve as unknown as { drop: boolean }).drop = !used.has(element);
+    }
+  }
+}
