@@ -130,8 +130,8 @@ function analyzerOf(name: string, value: unknown): AnalyzerSettings {
   if (!isObject(options)) throw new ConfigError(`${at}.options must be an object, got ${show(options)}`);
   const keyFrames = value.key_frames_only ?? false;
   if (typeof keyFrames !== 'boolean') throw new ConfigError(`${at}.key_frames_only must be true or false, got ${show(keyFrames)}`);
-  const inputSize = numberIn(value.input_size, 320, `${at}.input_size`, 320, 512, true);
-  if (!(INPUT_SIZES as readonly number[]).includes(inputSize)) throw new ConfigError(`${at}.input_size must be one of ${INPUT_SIZES.join(', ')}, got ${show(inputSize)}`);
+  const inputSize = value.input_size ?? 320;
+  if (typeof inputSize !== 'number' || !(INPUT_SIZES as readonly number[]).includes(inputSize)) throw new ConfigError(`${at}.input_size must be one of ${INPUT_SIZES.join(', ')}, got ${show(inputSize)}`);
   const fps = value.fps;
   if (typeof fps === 'number' && fps <= 0) throw new ConfigError(`${at}.fps must be above 0 (frames analysed per second), got ${show(fps)}`);
 
