@@ -128,10 +128,12 @@ export class AnalysisTap {
   #poll: NodeJS.Timeout | null = null;
   #closed = false;
 
-  constructor(spec: AnalysisTapSpec, hub: SampleHub, emit: (event: AnalysisEngineEvent) => void) {
+  /** @param port the port to bind (0: any); a rebuilt tap asks for its predecessor's so analyzers stay connected. */
+  constructor(spec: AnalysisTapSpec, hub: SampleHub, emit: (event: AnalysisEngineEvent) => void, port = 0) {
     this.spec = spec;
     this.#hub = hub;
     this.#emit = emit;
+    this.#port = port;
   }
 
   get stream(): string {
@@ -273,12 +275,17 @@ export class AnalysisTaps {
    * port. The decoder choice is applied first (it only affects decodebins built after it).
    */
   configure(taps: readonly AnalysisTapSpec[], decoder: DecoderChoice): void {
+    /** Ports of taps rebuilt here, so their analyzers find them where they were. */
+    const ports = new Map<string, number>();
     if (decoder !== this.#decoder) {
       const result = applyDecoderChoice(decoder);
       this.#decoder = decoder;
       this.#emit({ type: 'analysis-decoder', ...result });
       // Taps already decoding keep the decoder they plugged: rebuild them.
-      for (const tap of this.#taps.values()) tap.close();
+      for (const [name, tap] of this.#taps) {
+        if (tap.port !== null) ports.set(name, tap.port);
+        tap.close();
+      }
       this.#taps.clear();
     }
     const wanted = new Map(taps.map((t) => [t.analyzer, t]));
@@ -292,9 +299,12 @@ export class AnalysisTaps {
     }
     for (const [name, spec] of wanted) {
       if (this.#taps.has(name)) continue;
-      const tap = new AnalysisTap(spec, this.#hub, this.#emit);
+      const port = ports.get(name);
+      const tap = new AnalysisTap(spec, this.#hub, this.#emit, port ?? 0);
       this.#taps.set(name, tap);
-      tap.start();
+      // A rebuilt tap binds its predecessor's port once that one is in NULL (it closes on a later tick).
+      if (port === undefined) tap.start();
+      else setTimeout(() => tap.start(), QUIESCE_MS * 3);
     }
     this.#updateValves();
   }
