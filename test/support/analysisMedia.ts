@@ -61,14 +61,14 @@ export function photoSource(name: PhotoName, fps = 10): string {
   return `filesrc location=${file} ! ${decoder} ! videoconvert ! imagefreeze is-live=true ! video/x-raw,framerate=${fps}/1`;
 }
 
-/** A 1280x720 30 fps H.264 clip in Matroska (key frame every second), encoded once. */
+/** A 1280x720 30 fps H.264 clip in Matroska, 3 Mb/s constant (as a camera sends), key frame every second, encoded once. */
 export function clip720p30(seconds: number): string {
-  const file = join(CACHE, 'test-media', `clip-720p30-${seconds}s.mkv`);
+  const file = join(CACHE, 'test-media', `clip-720p30-3mbps-${seconds}s.mkv`);
   if (existsSync(file)) return file;
   mkdirSync(join(CACHE, 'test-media'), { recursive: true });
   const launch =
     `videotestsrc num-buffers=${seconds * 30} pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ` +
-    '! timeoverlay font-desc="Sans 48" ! videoconvert ! x264enc speed-preset=veryfast key-int-max=30 bitrate=3000 ' +
+    '! timeoverlay font-desc="Sans 48" ! videoconvert ! x264enc speed-preset=veryfast key-int-max=30 bitrate=3000 pass=cbr ' +
     `! video/x-h264,profile=main ! h264parse ! matroskamux ! filesink location=${file}.tmp`;
   execFileSync('gst-launch-1.0', ['-q', ...launch.split(' ')], { stdio: ['ignore', 'ignore', 'pipe'] });
   renameSync(`${file}.tmp`, file);
