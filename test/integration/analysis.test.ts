@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { AnalyzerSupervisor } from '../../actors/AnalyzerSupervisor.js';
 import type { FrameResult } from '../../analysis/types.js';
 import { parseAnalysisSettings, tapSpecOf, workerSpecOf, type AnalyzerSettings } from '../../config/analysis.js';
 import type { AnalysisEngineEvent } from '../../ipc/analysis.js';
 import { AnalysisEngine, type HarnessEvent } from '../support/analysisEngine.js';
 import { photoSource } from '../support/analysisMedia.js';
+
+/** The example plugin (examples/analyzers/motion.ts), compiled. */
+const MOTION_PLUGIN = fileURLToPath(new URL('../../examples/analyzers/motion.js', import.meta.url));
 
 type TapEvent = Extract<AnalysisEngineEvent, { type: 'analysis-tap' }>;
 const isTap = (analyzer: string) => (e: HarnessEvent): e is TapEvent => e.type === 'analysis-tap' && e.analyzer === analyzer && e.port !== null;
@@ -34,6 +39,7 @@ describe('video analysis with the COCO detector, photo in, detection event out',
       analyzers: {
         people: { model: 'coco', classes: ['person'], fps: 2, threshold: 0.4 },
         bikes: { stream: 'video', fps: 2, threshold: 0.4 },
+        door: { stream: 'moving', module: MOTION_PLUGIN, fps: 5, threshold: 0, options: { grid: 8 } },
       },
     }).analyzers;
     engine = await AnalysisEngine.start();
@@ -77,5 +83,20 @@ describe('video analysis with the COCO detector, photo in, detection event out',
     assert.ok(motorcycle.score >= 0.5, `score ${motorcycle.score}`);
     assert.equal(result.camera, 'video');
     assert.ok(result.width === 320 && result.height === 216, `frame fits 320x320 with the photo's aspect ratio: ${result.width}x${result.height}`);
+  });
+
+  it('runs a user\'s plugin module (the motion example) on the same frames and result types', async () => {
+    engine.send({ type: 'start', pipeline: 'ball', launch: 'videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! appsink name=moving' });
+    const tap = await engine.waitFor(isTap('door'));
+    const supervisor = new AnalyzerSupervisor({ spec: workerSpecOf(settings[2]!) });
+    supervisors.push(supervisor);
+    supervisor.setSource(tap.port);
+    supervisor.start();
+    const [{ runtime }] = (await once(supervisor, 'ready')) as [{ runtime: string }];
+    assert.equal(runtime, `plugin ${MOTION_PLUGIN}`);
+    const result = await resultWhere(supervisor, (r) => r.detections.length > 0);
+    const motion = result.detections[0]!;
+    assert.equal(motion.class, 'motion');
+    assert.ok(motion.score > 0 && motion.box.width > 0 && motion.box.width <= 0.5, JSON.stringify(motion));
   });
 });
