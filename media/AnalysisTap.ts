@@ -4,7 +4,7 @@
  *   main pipeline:  ... ! inference name=people ! tee ! (rest of the pipeline, unchanged)
  *                                                  tee. ! queue leaky ! valve ! appsink name="inference:people"
  *   sample hub:     stream "inference:people" (or a user's stream such as "video"): buffer references only
- *   tap pipeline:   appsrc ! queue leaky ! decodebin ! videorate max-rate=FPS ! videoscale ! RGB ! gdppay
+ *   tap pipeline:   appsrc ! queue leaky ! decodebin ! videorate (FPS) ! videoscale ! RGB ! gdppay
  *                     ! tcpserversink host=127.0.0.1  <- the analyzer's worker process connects here
  *
  * Why this shape: the tap pipeline is separate from the user's, so a decoder error or an analyzer that goes away
@@ -86,15 +86,18 @@ export function insertInferenceBranches(pipeline: GstElement): Array<{ element: 
 /** The tap pipeline's description for one analyzer. */
 export function tapLaunch(spec: AnalysisTapSpec, port: number): string {
   const size = spec.inputSize;
-  // A framerate cap rather than videorate's integer max-rate, so 0.5 fps works; drop-only never invents frames.
+  // Not drop-only / max-rate: both let every frame through when the stream's framerate is unknown (0/1, an RTSP
+  // camera without VUI timing). A fixed output rate works for both; max-duplication-time of one output period
+  // forbids duplicates, so a camera slower than `fps` is analysed at its own rate, never twice per frame.
   const [num, den] = fraction(spec.fps);
+  const period = Math.round(1e9 / spec.fps);
   return [
     'appsrc name=src format=time is-live=true do-timestamp=true',
     // Decoding runs on this queue's thread, not on the engine's main thread that pushes.
     'queue leaky=downstream max-size-buffers=300 max-size-bytes=0 max-size-time=0',
     ...(spec.keyFramesOnly ? ['identity drop-buffer-flags=delta-unit'] : []),
     'decodebin name=dec',
-    `videorate drop-only=true ! video/x-raw,framerate=[0/1,${num}/${den}]`,
+    `videorate max-duplication-time=${period} ! video/x-raw,framerate=${num}/${den}`,
     // Scale first, in the decoder's format, then convert the small picture: fits SxS with the aspect kept.
     `videoscale ! video/x-raw,width=[1,${size}],height=[1,${size}],pixel-aspect-ratio=1/1`,
     'videoconvert ! video/x-raw,format=RGB',
