@@ -119,6 +119,7 @@ export class AnalyzerSupervisor extends EventEmitter<AnalyzerSupervisorEvents> {
   #fps = 0;
   /** Set when the process was killed for hanging: the `died` that follows says so. */
   #hung: string | null = null;
+  #started = false;
   #closed = false;
 
   constructor(options: AnalyzerSupervisorOptions) {
@@ -146,7 +147,10 @@ export class AnalyzerSupervisor extends EventEmitter<AnalyzerSupervisorEvents> {
     return this.#spec.name;
   }
 
+  /** Forks the worker; it is restarted as needed until {@link close}. */
   start(): void {
+    if (this.#started || this.#closed) return;
+    this.#started = true;
     this.#actor.start();
   }
 
@@ -178,7 +182,7 @@ export class AnalyzerSupervisor extends EventEmitter<AnalyzerSupervisorEvents> {
     if (this.#closed) return;
     this.#closed = true;
     const snapshot = this.#actor.getSnapshot();
-    if (snapshot.status !== 'active') return;
+    if (!this.#started || snapshot.status !== 'active') return;
     const done = new Promise<void>((resolve) => this.once('stopped', () => resolve()));
     this.#actor.send({ type: 'SHUTDOWN' });
     await done;

@@ -1,16 +1,15 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { COCO_CLASSES } from '../coco.js';
+import { MODELS_DIR } from '../paths.js';
 import { letterbox, type TensorLayout } from '../letterbox.js';
 import type { Analyzer, Frame, FrameAnalysis } from '../types.js';
 import { decodeCenterNet } from './decode.js';
 import { checkInputSize, humanModelsDir, readCenterNet, retargetForTfjs } from './graph.js';
 import { ONNX_INPUT, ONNX_OUTPUTS } from './toOnnx.js';
 
-/** Where set-up puts the converted model and a copy of the tfjs graph (dist/models, beside dist/analysis). */
-export const MODELS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models');
+/** The converted model, made by set-up. */
 export const ONNX_MODEL = join(MODELS_DIR, 'centernet.onnx');
 
 /** Which inference library runs the model. */

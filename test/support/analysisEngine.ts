@@ -12,11 +12,12 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GST_PLUGIN_DIR, gstPluginPath } from '../../analysis/paths.js';
 import type { EngineEvent } from '../../ipc/protocol.js';
 import type { AnalysisEngineCommand, AnalysisEngineEvent, DecoderChoice } from '../../ipc/analysis.js';
 
 /** The module's own GStreamer plugins (the `inference` element), built by scripts/build-analysis.sh. */
-export const PLUGIN_DIR = fileURLToPath(new URL('../../gst-plugins/', import.meta.url));
+export const PLUGIN_DIR = GST_PLUGIN_DIR;
 
 export type HarnessCommand =
   | AnalysisEngineCommand
@@ -71,7 +72,7 @@ export class AnalysisEngine {
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'json',
       execArgv: ['--expose-gc'],
-      env: { ...inherited, GST_PLUGIN_PATH: [PLUGIN_DIR, process.env.GST_PLUGIN_PATH].filter(Boolean).join(':'), ...env },
+      env: { ...inherited, GST_PLUGIN_PATH: gstPluginPath(process.env), ...env },
     });
     const engine = new AnalysisEngine(child);
     await engine.waitFor((e) => e.type === 'ready', 20_000);
