@@ -57,9 +57,11 @@ export function insertInferenceBranches(pipeline: GstElement): Array<{ element: 
     const parent = inference.getParent() as unknown as Bin | null;
     if (!parent) continue;
     // leaky queue: if the engine's main thread is slow to take samples, old ones go, the tee never waits.
+    // valve: shut while no analyzer reads it, yet passing sticky events: a shut valve that ate EOS kept the
+    // pipeline from ending gracefully (its EOS waited for this branch's sink until the stop timeout).
     // appsink: no clock sync and no preroll, it is a side branch; one sample held at most.
     const branch = Gst.parseBinFromDescription(
-      `queue leaky=downstream max-size-buffers=60 max-size-bytes=0 max-size-time=0 ! valve name="${name}:valve" drop=true ` +
+      `queue leaky=downstream max-size-buffers=60 max-size-bytes=0 max-size-time=0 ! valve name="${name}:valve" drop=true drop-mode=forward-sticky-events ` +
         `! appsink name="${tapStreamName(name)}" sync=false async=false max-buffers=1 drop=true enable-last-sample=false`,
       true,
     ) as unknown as Bin;

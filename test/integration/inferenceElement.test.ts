@@ -112,9 +112,25 @@ describe('the seed\'s `inference` element', () => {
       const from = engine.events.length;
       await new Promise((r) => setTimeout(r, 1_500));
       engine.send({ type: 'stop', pipeline: 'main' });
-      await engine.waitFor((e) => e.type === 'stopped', 10_000, from);
+      const stopped = await engine.waitFor((e) => e.type === 'stopped', 10_000, from);
+      assert.deepEqual(stopped, { type: 'stopped', pipeline: 'main', run: 1, eos: true }, 'EOS went through the tap branch');
       assert.equal(streamHash(a).hash, streamHash(b).hash);
       assert.ok(probe(a).frames >= 10);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('lets EOS through a named element no analyzer reads, so a graceful stop ends at once', async () => {
+    const engine = await AnalysisEngine.start();
+    try {
+      engine.send({ type: 'start', pipeline: 'main', launch: 'videotestsrc is-live=true ! video/x-raw,framerate=30/1 ! inference name=idle ! fakesink' });
+      await engine.waitFor((e) => e.type === 'state' && e.state === 'playing');
+      const t0 = Date.now();
+      engine.send({ type: 'stop', pipeline: 'main' });
+      const stopped = await engine.waitFor((e) => e.type === 'stopped', 10_000);
+      assert.equal((stopped as { eos: boolean }).eos, true);
+      assert.ok(Date.now() - t0 < 1_500, `stopped after ${Date.now() - t0} ms (the stop timeout is 3000)`);
     } finally {
       await engine.stop();
     }
