@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AnalyzerSupervisor } from '../../actors/AnalyzerSupervisor.js';
@@ -62,5 +65,59 @@ describe('the rate an analyzer sees frames at', () => {
   it('with key_frames_only decodes only key frames: one a second from a 30 fps stream with a key frame every 30', async () => {
     const fps = await analysedFps('keys', { element: 'keys', fps: 5, key_frames_only: true }, `${clipSource(clip720p30(20))} ! inference name=keys ! fakesink`);
     assert.ok(fps >= 0.6 && fps <= 1.4, `${fps.toFixed(1)} fps`);
+  });
+
+  it('hands a slow model the newest frame and counts the ones it skipped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slow-model-'));
+    const slow = join(dir, 'slow.mjs');
+    writeFileSync(slow, 'export default () => ({ analyze: (f) => new Promise((r) => setTimeout(() => r({ detections: [] }), 400)) });\n');
+    const [settings] = parseAnalysisSettings({ analyzers: { lagging: { stream: 'lagging', module: slow, fps: 10 } } }).analyzers;
+    engine.send({ type: 'analysis', taps: [tapSpecOf(settings!)], decoder: 'auto' });
+    engine.send({ type: 'start', pipeline: 'lagging', launch: 'videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1 ! appsink name=lagging' });
+    const tap = await engine.waitFor((e): e is Extract<HarnessEvent, { type: 'analysis-tap' }> => e.type === 'analysis-tap' && e.analyzer === 'lagging' && e.port !== null);
+    const supervisor = new AnalyzerSupervisor({ spec: workerSpecOf(settings!) });
+    supervisors.push(supervisor);
+    let dropped = 0;
+    supervisor.observer.on('framesDropped', ({ frames }) => (dropped += frames));
+    const sequences: number[] = [];
+    supervisor.on('result', (r) => sequences.push(r.sequence));
+    supervisor.setSource(tap.port);
+    supervisor.start();
+    while (sequences.length < 6) await once(supervisor, 'result');
+    await once(supervisor.observer, 'fps');
+    const gaps = sequences.slice(2).map((s, i) => s - sequences[i + 1]!);
+    // 400 ms a frame at 10 fps: about 4 frames arrive per analysis, 3 of them replaced by a newer one.
+    assert.ok(gaps.every((g) => g >= 2 && g <= 7), `sequence gaps ${gaps.join(',')}`);
+    assert.ok(dropped >= 6, `${dropped} dropped`);
+    engine.send({ type: 'stop', pipeline: 'lagging' });
+    await supervisor.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the analyzer\'s socket when the pipeline restarts, and frames come again', async () => {
+    const [settings] = parseAnalysisSettings({ analyzers: { steady: { module: MOTION_PLUGIN, fps: 5 } } }).analyzers;
+    engine.send({ type: 'analysis', taps: [tapSpecOf(settings!)], decoder: 'auto' });
+    const launch = 'videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 ! inference name=steady ! fakesink';
+    engine.send({ type: 'start', pipeline: 'steady', launch });
+    const tap = await engine.waitFor((e): e is Extract<HarnessEvent, { type: 'analysis-tap' }> => e.type === 'analysis-tap' && e.analyzer === 'steady' && e.port !== null);
+    const supervisor = new AnalyzerSupervisor({ spec: workerSpecOf(settings!) });
+    supervisors.push(supervisor);
+    supervisor.setSource(tap.port);
+    supervisor.start();
+    await once(supervisor, 'result');
+    const from = engine.events.length;
+    engine.send({ type: 'stop', pipeline: 'steady' });
+    await engine.waitFor((e) => e.type === 'stopped', 10_000, from);
+    engine.send({ type: 'start', pipeline: 'steady', launch });
+    await engine.waitFor((e) => e.type === 'state' && e.state === 'playing', 10_000, from);
+    const restartedAt = Date.now();
+    // A frame of the new run reaches the analyzer (one left over from the old run may come first).
+    for (;;) {
+      const [result] = (await once(supervisor, 'result')) as [{ timestamp: string }];
+      if (Date.parse(result.timestamp) >= restartedAt) break;
+    }
+    assert.ok(!engine.events.slice(from).some((e) => e.type === 'analysis-tap'), 'the tap was never rebuilt or moved');
+    assert.equal(supervisor.status().restarts, 0, 'the analyzer never restarted');
+    await supervisor.close();
   });
 });
