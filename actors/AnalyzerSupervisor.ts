@@ -129,7 +129,6 @@ export class AnalyzerSupervisor extends EventEmitter<AnalyzerSupervisorEvents> {
     this.#limiter = new EventRateLimiter(events.max, events.windowMs);
     const logic = engineMachine.provide({ actors: { process: this.#processLogic(options) } });
     this.#actor = createActor(logic, { input: { policy: options.policy ?? DEFAULT_ANALYZER_POLICY } });
-    this.#actor.on('ready', () => undefined);
     this.#actor.on('failedToStart', (event) => {
       this.observer.emit('restart', { analyzer: this.#spec.name, reason: 'failed-to-start' });
       this.emit('failedToStart', new AnalyzerStartError(`analyzer ${this.#spec.name} failed to start: ${event.reason}`));

@@ -100,7 +100,8 @@ export class FrameReader extends EventEmitter<FrameReaderEvents> {
           else if (packet.kind === 'buffer') this.#onFrame(packet.payload, packet.pts);
         }
       } catch (error) {
-        this.emit('error', error as Error);
+        // Framing lost: start over on a new connection (tcpserversink sends the caps again).
+        if (this.listenerCount('error') > 0) this.emit('error', error as Error);
         socket.destroy();
       }
     });

@@ -52,6 +52,11 @@ describe('the rate an analyzer sees frames at', () => {
     assert.ok(fps >= 2.3 && fps <= 3.7, `${fps.toFixed(1)} fps`);
   });
 
+  it('loses no frame of a stream at exactly the analyzer\'s fps (regression: push-time stamps dropped a third)', async () => {
+    const fps = await analysedFps('exact', { stream: 'exact', fps: 10 }, 'videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=10/1 ! appsink name=exact');
+    assert.ok(fps >= 9.3 && fps <= 10.7, `${fps.toFixed(1)} fps`);
+  });
+
   it('never analyses a frame twice when the camera is slower than the analyzer\'s fps', async () => {
     const fps = await analysedFps('slow', { stream: 'slow', fps: 10 }, 'videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=2/1 ! appsink name=slow');
     assert.ok(fps >= 1.3 && fps <= 2.7, `${fps.toFixed(1)} fps`);
