@@ -7,7 +7,7 @@
  *             second client of the tap's socket), paced at the same rate
  * Goals: >= 10 analysed fps while the relay keeps 30 fps; CPU(analyzer process) / CPU(standalone) <= 1.15.
  * Prints each run and the median and spread of RUNS runs (default 3) of SECONDS seconds (default 10); FPS (default 10)
- * asks the analyzer for more, to see where the machine tops out.
+ * asks the analyzer for more, to see where the machine tops out; RUNTIME=tfjs-wasm measures arm32v7's runtime here.
  */
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,6 +29,8 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 10);
 const FPS = Number(process.env.FPS ?? 10);
 const SIZE = 320;
+/** `onnxruntime`, `tfjs-wasm` (what arm32v7 runs) or `auto`. */
+const RUNTIME = (process.env.RUNTIME ?? 'auto') as 'auto' | 'onnxruntime' | 'tfjs-wasm';
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -63,7 +65,7 @@ function readFrames(file: string): Frame[] {
 /** The baseline: the detector alone on recorded frames, paced at `fps`; prints its CPU seconds (model load excluded). */
 async function standalone(file: string, fps: number): Promise<void> {
   const frames = readFrames(file);
-  const detector = await CenterNetDetector.create({ inputSize: SIZE, runtime: 'auto', threads: 1, threshold: 0.3, classes: null });
+  const detector = await CenterNetDetector.create({ inputSize: SIZE, runtime: RUNTIME, threads: 1, threshold: 0.3, classes: null });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < frames.length; i++) {
@@ -89,7 +91,7 @@ interface RunResult {
 }
 
 async function oneRun(clip: string, dir: string, run: number): Promise<RunResult> {
-  const [settings] = parseAnalysisSettings({ analyzers: { cam: { fps: FPS, threshold: 0.3, input_size: SIZE } } }).analyzers;
+  const [settings] = parseAnalysisSettings({ analyzers: { cam: { fps: FPS, threshold: 0.3, input_size: SIZE, runtime: RUNTIME } } }).analyzers;
   const engine = await AnalysisEngine.start();
   const supervisor = new AnalyzerSupervisor({ spec: workerSpecOf(settings!) });
   try {
