@@ -186,13 +186,21 @@ function feed(hub: SampleHub, stream: string, appsrc: GstElement): () => void {
 export class AnalysisTap {
   readonly spec: AnalysisTapSpec;
   readonly #hub: SampleHub;
+  /** Sends `analysis-tap` events to the control plane. */
   readonly #emit: (event: AnalysisEngineEvent) => void;
+  /** The tap pipeline while it runs. */
   #pipeline: GstPipeline | null = null;
+  /** Stops feeding the appsrc from the hub. */
   #unsubscribe: (() => void) | null = null;
+  /** The bound port, asked for again on a restart (0: any). */
   #port = 0;
+  /** The decoder decodebin plugged, once known. */
   #decoder: string | null = null;
+  /** The next restart's delay. */
   #retryMs = RETRY_MIN_MS;
+  /** A pending restart. */
   #timer: NodeJS.Timeout | null = null;
+  /** Looks for the plugged decoder until found. */
   #poll: NodeJS.Timeout | null = null;
   #closed = false;
 
