@@ -4,14 +4,12 @@ import { createInterface } from 'node:readline';
 import { createActor, fromCallback, type Actor } from 'xstate';
 import { EventRateLimiter } from '../analysis/EventRateLimiter.js';
 import type { DetectionEvent, FrameResult } from '../analysis/types.js';
-import { isAnalyzerReport, type AnalyzerCommand, type AnalyzerReport, type AnalyzerWorkerSpec, type AnalyzerWorkerStats } from '../ipc/analysis.js';
+import { FRAME_HOST, isAnalyzerReport, type AnalyzerCommand, type AnalyzerReport, type AnalyzerWorkerSpec, type AnalyzerWorkerStats } from '../ipc/analysis.js';
 import { engineMachine, type EngineProcessCommand, type EngineProcessEvent, type EngineSupervisionPolicy } from '../machines/engine.js';
 
 /** The compiled worker entry point (this file is dist/actors/AnalyzerSupervisor.js). */
 export const ANALYZER_ENTRY = new URL('../analysis/worker.js', import.meta.url);
 
-/** Where the engine's frame sockets listen. */
-export const FRAME_HOST = '127.0.0.1';
 
 /** Model loading is the slow part of a start (tfjs-wasm on a 32-bit ARM board: seconds); a crash loop backs off to 30 s. */
 export const DEFAULT_ANALYZER_POLICY: EngineSupervisionPolicy = {

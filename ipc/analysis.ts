@@ -7,6 +7,9 @@
  */
 import type { Detection, FrameResult } from '../analysis/types.js';
 
+/** Where the engine's frame sockets listen: loopback only, frames are for local analyzer processes. */
+export const FRAME_HOST = '127.0.0.1';
+
 /** Decoder preference for `decodebin` in the engine (twin key `decoder`). */
 export type DecoderChoice = 'auto' | 'software' | 'nvcodec' | 'vaapi' | 'v4l2';
 

@@ -19,14 +19,12 @@
  *
  * @module
  */
-import type { AnalysisEngineEvent, AnalysisTapSpec, DecoderChoice } from '../ipc/analysis.js';
+import { FRAME_HOST, type AnalysisEngineEvent, type AnalysisTapSpec, type DecoderChoice } from '../ipc/analysis.js';
 import { applyDecoderChoice, pickedDecoder } from './decoderRanks.js';
 import { GLib, Gst, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import { allElements, parseLaunch } from './PipelineRunner.js';
 import type { SampleHub } from './SampleHub.js';
 
-/** Where the engine's frame sockets listen: loopback only, frames are for local analyzer processes. */
-export const FRAME_HOST = '127.0.0.1';
 /** Named `inference` elements' branches publish to this hub stream. */
 export function tapStreamName(element: string): string {
   return `inference:${element}`;
