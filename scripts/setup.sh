@@ -49,7 +49,8 @@ stamp=node_modules/.setup-stamp
 if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ] \
    || [ ! -f node_modules/node-gtk/package.json ] || ! ls node_modules/node-gtk/lib/binding/*/node_gtk.node >/dev/null 2>&1; then
   say "installing npm packages (node-gtk compiles from source the first time: about 90 s)"
-  npm ci --no-audit --no-fund
+  # onnxruntime-node's install script would download a CUDA add-on (offline: it fails); its CPU binaries ship inside.
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
   # npm 10 and older ignore allowScripts; npm 11 runs node-gtk's build only when allowed (package.json).
   ls node_modules/node-gtk/lib/binding/*/node_gtk.node >/dev/null 2>&1 || npm rebuild node-gtk
   touch "$stamp"
@@ -71,5 +72,8 @@ if [ ! -f dist/main.js ] || [ ! -f dist/media/main.js ] || ! fresh build "$build
   done_with build "$build_key"
 fi
 
-# 5. Test-only: nothing beyond Debian packages yet (chromium is Debian's, driven by playwright-core).
+# 5. Video analysis: the `inference` GStreamer plugin and the detector model (each skipped when up to date).
+bash scripts/build-analysis.sh
+
+# 6. Test-only: nothing beyond Debian packages yet (chromium is Debian's, driven by playwright-core).
 exit 0
