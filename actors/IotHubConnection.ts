@@ -288,7 +288,13 @@ export class IotHubConnection {
     });
   }
 
-  /** The SDK leaves a method nobody registered unanswered (the caller times out): answer 404 instead. */
+  /**
+   * The SDK leaves a method nobody registered unanswered (the caller times out): answer 404 instead. There is no
+   * public API for this: the SDK subscribes to `$iothub/methods/POST/#` once and dispatches each request as a
+   * `method_<name>` event on its (private) MQTT transport, dropping it when no handler listens. So the transport's
+   * `emit` is wrapped. test/unit/iotHubSdk.test.ts fails when the SDK no longer looks like this (and
+   * test/integration/iotHub.test.ts "answers an unknown method with 404" when the behaviour breaks).
+   */
   #answerUnknownMethods(client: ModuleClientType): void {
     const transport = (client as unknown as { _transport?: NodeJS.EventEmitter & { emit: (...args: unknown[]) => boolean } })._transport;
     if (!transport || typeof transport.emit !== 'function') return;

@@ -2,7 +2,7 @@ import { assign, emit, fromPromise, setup, type ActorRefFrom } from 'xstate';
 import { versionOf, type ResolvedConfig } from '../config/desired.js';
 import { errorMessage } from '../config/errors.js';
 
-/** A desired document as it arrived, with where it came from (file, twin, direct method). */
+/** A desired document as it arrived (from the twin file, the module twin or a direct method), numbered. */
 export interface DesiredInput {
   readonly document: unknown;
   /** Counts documents in arrival order, also when the twin carries no `$version`. */

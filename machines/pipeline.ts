@@ -73,9 +73,11 @@ export interface PipelineContext extends PipelineInput {
 export type PipelineEmitted = { type: 'changed' };
 
 /**
- * How much longer than the engine's own bounded EOS wait the machine waits for STOPPED: the engine gives up on EOS
- * after `stopTimeoutMs`, then needs a moment for NULL and the IPC round trip.
+ * The stop margins, one place for all layers. The engine gives up on EOS after `stopTimeoutMs` and then needs
+ * `ENGINE_TEARDOWN_MS` for NULL and its report (its own shutdown waits that much past the budget); the machine
+ * waits `STOP_MARGIN_MS` past the budget for STOPPED (the teardown plus the IPC round trip on a loaded machine).
  */
+export const ENGINE_TEARDOWN_MS = 500;
 export const STOP_MARGIN_MS = 2_000;
 
 function now(context: PipelineContext): number {

@@ -6,6 +6,7 @@ import { RtspServer } from './RtspServer.js';
 import { SampleHub } from './SampleHub.js';
 import { WebRtcFanouts } from './WebRtcFanouts.js';
 import { WebRtcPeer } from './WebRtcPeer.js';
+import { ENGINE_TEARDOWN_MS } from '../machines/pipeline.js';
 
 /** What the engine needs from its process. */
 export interface EngineOptions {
@@ -80,7 +81,7 @@ export class Engine {
       this.#exit();
       return;
     }
-    const deadline = setTimeout(() => this.#exit(), timeoutMs + 500);
+    const deadline = setTimeout(() => this.#exit(), timeoutMs + ENGINE_TEARDOWN_MS);
     const check = setInterval(() => {
       if (this.#runners.size > 0) return;
       clearTimeout(deadline);
