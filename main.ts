@@ -17,7 +17,8 @@ import { ReportedFile, reportedPathFor, watchTwinFile } from './actors/twinFile.
 import { DEFAULT_ENGINE_POLICY, type EngineSupervisionPolicy } from './machines/engine.js';
 import { WebRtcGateway } from './web/WebRtcGateway.js';
 import { WebServers } from './web/WebServers.js';
-import { parseDesired, resolveDesired } from './config/desired.js';
+import { parseDesired } from './config/desired.js';
+import { resolveDesired } from './config/resolve.js';
 import { Redactor } from './config/redact.js';
 
 const DEFAULT_TWIN = new URL('../twins/default.json', import.meta.url).pathname;

@@ -5,13 +5,13 @@ import { createActor, fromPromise, waitFor } from 'xstate';
 import { displayHost } from '../config/defaults.js';
 import {
   parseDesired,
-  resolveDesired,
   type ResolvedConfig,
   type ResolvedPipeline,
   type ResolvedWebRtc,
   type RestartPolicy,
 } from '../config/desired.js';
 import { errorMessage, PipelineParseError } from '../config/errors.js';
+import { resolveDesired } from '../config/resolve.js';
 import { maskUserinfo, Redactor } from '../config/redact.js';
 import type { EngineEvent, EngineStats, RtspConfig, SignalMessage, WebRtcMode, WebRtcPeerSpec } from '../ipc/protocol.js';
 import { configMachine, type ApplyInput, type ConfigActor, type ValidateInput } from '../machines/config.js';

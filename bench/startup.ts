@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { median } from './cpu.js';
-import { parseDesired, resolveDesired } from '../config/desired.js';
+import { parseDesired } from '../config/desired.js';
+import { resolveDesired } from '../config/resolve.js';
 import { ModuleProcess } from '../test/support/ModuleProcess.js';
 
 const RUNS = Number(process.env.RUNS ?? 7);

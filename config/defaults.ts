@@ -4,7 +4,23 @@
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { EosPolicy, RestartPolicy } from './desired.js';
+
+/** What to do when a pipeline ends with EOS on its own: a camera that hangs up ends the stream too. */
+export type EosPolicy = 'restart' | 'stop';
+
+/** Restart and timing policy for pipelines (twin key `restart_policy`, all optional). */
+export interface RestartPolicy {
+  /** First delay after a failure; doubles per consecutive failure. */
+  readonly initialDelayMs: number;
+  /** Cap of the doubling delay. */
+  readonly maxDelayMs: number;
+  /** A start that has not reached PLAYING after this long counts as failed. */
+  readonly startTimeoutMs: number;
+  /** Bounded wait for EOS to drain on a graceful stop (muxers finalise files), then NULL anyway. */
+  readonly stopTimeoutMs: number;
+  /** PLAYING this long resets the doubling delay. */
+  readonly stableAfterMs: number;
+}
 
 /** All interfaces: the original module's default for every listener. */
 export const ANY_ADDRESS = '0.0.0.0';

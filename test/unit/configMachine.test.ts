@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createActor, fromPromise, waitFor } from 'xstate';
-import { parseDesired, resolveDesired, type ResolvedConfig } from '../../config/desired.js';
+import { parseDesired, type ResolvedConfig } from '../../config/desired.js';
+import { resolveDesired } from '../../config/resolve.js';
 import { configMachine, type ApplyInput, type ConfigEmitted, type ValidateInput } from '../../machines/config.js';
 
 /** A promise the test settles by hand. */

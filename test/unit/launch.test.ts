@@ -3,7 +3,8 @@ import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parseDesired, resolveDesired } from '../../config/desired.js';
+import { parseDesired } from '../../config/desired.js';
+import { resolveDesired } from '../../config/resolve.js';
 import { expandLaunch, quoteValue, shellQuotesToGst } from '../../config/launch.js';
 
 /** Values that are syntax to gst-launch, one way or another. */

@@ -75,7 +75,8 @@ describe('IoT Edge deployment files', () => {
   });
 
   it('carries a desired-properties example from the seed that the module accepts', async () => {
-    const { parseDesired, resolveDesired } = await import('../../config/desired.js');
+    const { parseDesired } = await import('../../config/desired.js');
+    const { resolveDesired } = await import('../../config/resolve.js');
     const desired = deployment.modulesContent['gst-iotedge']!['properties.desired'];
     const config = resolveDesired(parseDesired(desired), { USER: 'u', PASSWORD: 'p', IP: '127.0.0.1' });
     assert.equal(config.pipelines[0]?.name, 'main');

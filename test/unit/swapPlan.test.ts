@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDesired, resolveDesired } from '../../config/desired.js';
+import { parseDesired } from '../../config/desired.js';
+import { resolveDesired } from '../../config/resolve.js';
 import { planSwap } from '../../machines/swapPlan.js';
 
 describe('swap plan', () => {
