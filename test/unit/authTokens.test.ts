@@ -188,7 +188,8 @@ describe('bearer tokens (JWT)', () => {
 
     it('keeps using the last keys fetched when a refresh does not answer', async () => {
       jwks.hang = false;
-      const jwt: JwtSettings = settingsOf({ jwks_url: jwks.url, jwks_timeout_ms: 300 }).jwt!;
+      // A timeout long enough that "answered at once" and "waited for the timeout again" cannot be confused, however loaded the machine.
+      const jwt: JwtSettings = settingsOf({ jwks_url: jwks.url, jwks_timeout_ms: 3_000 }).jwt!;
       const verifier = new TokenVerifier(jwt, { jwksMaxAgeMs: 50 });
       const token = await sign(keys, { rights: ['webrtc'] }, { kid: 'k1' });
       assert.equal((await verifier.verify(token)).subject, 'viewer-1');
@@ -196,11 +197,11 @@ describe('bearer tokens (JWT)', () => {
       await new Promise((resolve) => setTimeout(resolve, 80)); // the keys are now stale
       const started = Date.now();
       assert.equal((await verifier.verify(token)).subject, 'viewer-1');
-      assert.ok(Date.now() - started < 1500);
+      assert.ok(Date.now() - started < 6_000);
       // Right after the failed refresh, cached keys answer at once rather than after another timeout.
       const again = Date.now();
       await verifier.verify(token);
-      assert.ok(Date.now() - again < 100, `took ${Date.now() - again} ms`);
+      assert.ok(Date.now() - again < 1_500, `took ${Date.now() - again} ms (the timeout is 3000 ms)`);
       await assert.rejects(verifier.verify(await sign(other, {}, { kid: 'k1' })), (e: unknown) => e instanceof TokenRejectedError && e.kind === 'invalid');
     });
   });
