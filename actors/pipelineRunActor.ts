@@ -36,7 +36,7 @@ export function pipelineRunLogic(engine: MediaEngine, hooks: RunnerHooks) {
             hooks.onWarning(name, event.message, event.source);
             break;
           case 'eos':
-            sendBack({ type: 'EOS' } satisfies PipelineRunnerEvent);
+            sendBack({ type: 'EOS', sourceUri: event.sourceUri ?? null } satisfies PipelineRunnerEvent);
             break;
           case 'stopped':
             stopped = true;

@@ -80,7 +80,8 @@ export type EngineEvent =
    */
   | { type: 'error'; pipeline: string; run: number; message: string; source: string; debug: string | null; sourceUri?: string | null }
   | { type: 'warning'; pipeline: string; run: number; message: string; source: string }
-  | { type: 'eos'; pipeline: string; run: number }
+  /** `sourceUri`: the pipeline's network source (a camera whose end of stream means it hung up), if it has one. */
+  | { type: 'eos'; pipeline: string; run: number; sourceUri?: string | null }
   | { type: 'stopped'; pipeline: string; run: number; eos: boolean }
   | { type: 'rtsp'; port: number | null; mounts: string[]; error: string | null }
   | { type: 'stats'; stats: EngineStats }
@@ -119,7 +120,7 @@ const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check>
   state: { ...RUN, state: oneOf('void-pending', 'null', 'ready', 'paused', 'playing') },
   error: { ...RUN, message: str, source: str, debug: nullable(str), sourceUri: optional(nullable(str)) },
   warning: { ...RUN, message: str, source: str },
-  eos: RUN,
+  eos: { ...RUN, sourceUri: optional(nullable(str)) },
   stopped: { ...RUN, eos: bool },
   rtsp: { port: nullable(num), mounts: arrayOf(str), error: nullable(str) },
   stats: { stats: STATS },

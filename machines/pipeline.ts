@@ -1,4 +1,4 @@
-import { assign, emit, fromCallback, sendTo, setup, type ActorRefFrom, type EventObject, type SnapshotFrom } from 'xstate';
+import { and, assign, emit, fromCallback, sendTo, setup, type ActorRefFrom, type EventObject, type SnapshotFrom } from 'xstate';
 import type { EosPolicy, RestartPolicy } from '../config/desired.js';
 import { backoffDelay } from './backoff.js';
 
@@ -17,7 +17,8 @@ export interface PipelineRunInput {
 export type PipelineRunnerEvent =
   | { type: 'PLAYING' }
   | { type: 'ERROR'; message: string; sourceUri?: string | null }
-  | { type: 'EOS' }
+  /** `sourceUri`: the pipeline reads a network source, whose end of stream is a camera that hung up. */
+  | { type: 'EOS'; sourceUri?: string | null }
   | { type: 'STOPPED' };
 
 /** What the source probe is given: the URI to check (`rtsp://host:port/...`). */
@@ -116,7 +117,7 @@ export const pipelineMachine = setup({
     restartAfterStop: ({ context }) => context.restartAfterStop,
     // The first failure retries after the short initial delay (a camera hiccup); from the second on, the pipeline
     // waits for the source itself rather than for a delay that doubles to max_delay_ms.
-    sourceIsDown: ({ context, event }) => event.type === 'ERROR' && typeof event.sourceUri === 'string' && context.attempt > 0,
+    sourceIsDown: ({ context, event }) => (event.type === 'ERROR' || event.type === 'EOS') && typeof event.sourceUri === 'string' && context.attempt > 0,
   },
   actions: {
     markSince: assign({ since: ({ context }) => now(context) }),
@@ -153,7 +154,12 @@ export const pipelineMachine = setup({
           { target: 'backoff', actions: { type: 'fail', params: ({ event }) => ({ message: event.message, sourceUri: event.sourceUri }) } },
         ],
         EOS: [
-          { guard: 'restartOnEos', target: 'backoff', actions: { type: 'fail', params: { message: 'end of stream' } } },
+          {
+            guard: and(['restartOnEos', 'sourceIsDown']),
+            target: 'waiting-for-source',
+            actions: { type: 'fail', params: ({ event }) => ({ message: 'end of stream', sourceUri: event.sourceUri }) },
+          },
+          { guard: 'restartOnEos', target: 'backoff', actions: { type: 'fail', params: ({ event }) => ({ message: 'end of stream', sourceUri: event.sourceUri }) } },
           { target: 'ended' },
         ],
         STOP: { target: '.stopping', actions: assign({ gracefulStop: ({ event }) => event.graceful !== false, restartAfterStop: false }) },

@@ -1,5 +1,5 @@
 import type { EngineEvent, GstStateName } from '../ipc/protocol.js';
-import { unreachableSourceUri } from './networkSource.js';
+import { lowerTcpJitterLatency, networkSourceUri, RTSPSRC_DEFAULT_LATENCY_MS, RTSPSRC_TCP_LATENCY_MS, unreachableSourceUri } from './networkSource.js';
 import { allElements, asAppSink, GLib, Gst, objectName, parseLaunch, type AppSink, type GstMessage, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
 
@@ -34,6 +34,8 @@ export class PipelineRunner {
   #stopping = false;
   #eosTimer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** The live check of the hub's appsinks ran (once per run, at the first PLAYING). */
+  #unsynced = false;
   /** Last state the pipeline itself reached. */
   #state: GstStateName = 'null';
 
@@ -56,6 +58,9 @@ export class PipelineRunner {
       // A single element (or a bin in parentheses) comes back bare: gst-launch puts it in a pipeline too.
       this.#pipeline = new Gst.Pipeline({ name: 'pipeline0' });
       this.#pipeline.add(element);
+    }
+    for (const name of lowerTcpJitterLatency(this.#pipeline)) {
+      this.#emit({ type: 'log', level: 'debug', msg: `${name}: RTSP over TCP, jitterbuffer latency ${RTSPSRC_TCP_LATENCY_MS} ms instead of the default ${RTSPSRC_DEFAULT_LATENCY_MS} ms`, pipeline: this.name });
     }
     const bus = this.#pipeline.getBus()!;
     bus.addWatch(GLib.PRIORITY_DEFAULT, (_bus: unknown, message: GstMessage) => {
@@ -148,6 +153,7 @@ export class PipelineRunner {
       if (message.src !== this.#pipeline) return;
       const [, state] = message.parseStateChanged();
       this.#state = STATE_NAMES[state] ?? 'null';
+      if (this.#state === 'playing') this.#unsyncLiveProducers();
       this.#emit({ type: 'state', pipeline: this.name, run: this.run, state: this.#state });
     } else if (type === Gst.MessageType.ERROR) {
       const [error, debug] = message.parseError();
@@ -164,7 +170,7 @@ export class PipelineRunner {
         this.#teardown(true);
         return;
       }
-      this.#emit({ type: 'eos', pipeline: this.name, run: this.run });
+      this.#emit({ type: 'eos', pipeline: this.name, run: this.run, sourceUri: networkSourceUri(this.#pipeline) });
       this.#teardown(true);
     } else if (type === Gst.MessageType.LATENCY) {
       // As gst-launch-1.0 does: live sources with changing latency need it recomputed.
@@ -174,6 +180,24 @@ export class PipelineRunner {
       this.#pipeline.setState(Gst.State.PLAYING);
     } else if (type === Gst.MessageType.REQUEST_STATE) {
       this.#pipeline.setState(message.parseRequestState());
+    }
+  }
+
+  /**
+   * A named appsink of a live pipeline hands its samples to the hub at once instead of at their presentation time
+   * (sync off): the hub's consumers time buffers from their capture times, so waiting at the appsink only added the
+   * pipeline's latency (rtspsrc's 2 s by default) to every frame, and to a camera's recovery. A pipeline that is not
+   * live (a file) keeps its appsinks in sync, or it would pour the whole file into the consumers at once.
+   */
+  #unsyncLiveProducers(): void {
+    if (this.#unsynced) return;
+    this.#unsynced = true;
+    for (const sink of this.#appsinks()) {
+      if (/^appsink\d+$/.test(sink.name)) continue;
+      const query = Gst.Query.newLatency();
+      if (!sink.getStaticPad('sink')?.peerQuery(query)) continue;
+      const [live] = query.parseLatency();
+      if (live) sink.setSync(false);
     }
   }
 

@@ -227,4 +227,18 @@ describe('pipeline machine', () => {
     assert.equal(state(), 'backoff');
     assert.equal(actor.getSnapshot().context.waitingFor, null);
   });
+
+  it('takes an end of stream from a network source that recurs for a camera that hung up, and waits for it', () => {
+    const { runner, probe, clock, actor, state } = setup();
+    actor.send({ type: 'START' });
+    runner.last.sendBack({ type: 'PLAYING' });
+    runner.last.sendBack({ type: 'EOS', sourceUri: 'rtsp://cam/live' });
+    assert.equal(state(), 'backoff', 'the first end of stream retries after the initial delay');
+    clock.increment(100);
+    runner.last.sendBack({ type: 'EOS', sourceUri: 'rtsp://cam/live' });
+    assert.equal(state(), 'waiting-for-source');
+    assert.equal(actor.getSnapshot().context.lastError?.message, 'end of stream');
+    probe.last.sendBack({ type: 'SOURCE_REACHABLE' });
+    assert.equal(state(), 'starting');
+  });
 });
