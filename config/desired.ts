@@ -15,6 +15,7 @@ import {
   DEFAULT_WEBRTC,
 } from './defaults.js';
 import { checkDocumentBounds, unknownKeys, validateDesired } from './schema.js';
+import { parseAnalysisSettings, type AnalysisSettings } from './analysis.js';
 
 export { checkMediaRoot, resolveDesired, type ResolveOptions } from './resolve.js';
 
@@ -110,6 +111,8 @@ export interface DesiredConfig {
   readonly http: HttpSettings;
   readonly metrics: MetricsSettings;
   readonly webrtc: WebRtcSettings;
+  /** Twin keys `analyzers` and `decoder` (config/analysis.ts): no analyzers and `auto` when absent. */
+  readonly analysis: AnalysisSettings;
   /** Keys this version does not know (`pipline`, `rtsp.prot`): reported, not fatal, so a newer twin still runs. */
   readonly unknownKeys: readonly string[];
 }
@@ -211,6 +214,7 @@ export function parseDesired(document: unknown): DesiredConfig {
     http: httpSettingsOf(section(desired.http), httpServer),
     metrics: metricsSettingsOf(section(desired.metrics)),
     webrtc: webrtcSettingsOf(section(desired.webrtc)),
+    analysis: parseAnalysisSettings(desired),
     unknownKeys: unknownKeys(desired),
   };
 }
