@@ -189,12 +189,15 @@ export class Analyzers {
     return out;
   }
 
-  /** Stops every analyzer's process (bounded by the supervisors' shutdown timeout). Idempotent. */
+  /**
+   * Stops every analyzer's process (bounded by the supervisors' shutdown timeout). They stay in the status, so the
+   * last reported document says how each one ended. Idempotent.
+   */
   async close(): Promise<void> {
+    if (!this.#closed) for (const entry of this.#entries.values()) this.#stop(entry, 'stopping');
     this.#closed = true;
-    for (const entry of this.#entries.values()) this.#stop(entry, 'stopping');
-    this.#entries.clear();
     await Promise.all([...this.#closing]);
+    this.changed$.next();
   }
 
   #setPort(entry: Entry, port: number | null): void {
