@@ -114,6 +114,8 @@ export class WebRtcGateway {
   readonly #viewers: WebRtcViewersActor;
   /** Each seed-protocol viewer's socket, by peer id (WHEP viewers have none). */
   readonly #sockets = new Map<string, WebSocket>();
+  /** Viewers whose peer has connected: they get analysis results (there is video to draw them on). */
+  readonly #watching = new Set<string>();
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNAL_BYTES });
   /** Who may open a viewer now (rate, viewers per address). */
   readonly #admission: Admission;
@@ -131,12 +133,13 @@ export class WebRtcGateway {
     options.analysis$?.subscribe((result) => this.#sendAnalysis(result));
   }
 
-  /** One analysed frame to every viewer on the signalling socket (WHEP viewers have none). */
+  /** One analysed frame to every connected viewer on the signalling socket (WHEP viewers have none). */
   #sendAnalysis(result: FrameResult): void {
-    if (this.#sockets.size === 0) return;
+    if (this.#watching.size === 0) return;
     const message = analysisMessage(result);
-    for (const socket of this.#sockets.values()) {
-      if (socket.readyState === socket.OPEN && socket.bufferedAmount < MAX_ANALYSIS_BACKLOG_BYTES) socket.send(message);
+    for (const id of this.#watching) {
+      const socket = this.#sockets.get(id);
+      if (socket && socket.readyState === socket.OPEN && socket.bufferedAmount < MAX_ANALYSIS_BACKLOG_BYTES) socket.send(message);
     }
   }
 
@@ -315,10 +318,14 @@ export class WebRtcGateway {
     if (offer) this.#offers.set(id, offer);
     this.#viewers.send({ type: 'ADD', input: { peer: id, negotiationTimeoutMs: config.negotiationTimeoutMs } });
     const actor = viewerChildren(this.#viewers.getSnapshot()).get(id)!;
-    actor.on('connected', () => this.#log.info({ event: 'webrtc-connected', peer: id }, `WebRTC viewer ${id} connected`));
+    actor.on('connected', () => {
+      this.#watching.add(id);
+      this.#log.info({ event: 'webrtc-connected', peer: id }, `WebRTC viewer ${id} connected`);
+    });
     actor.on('closed', ({ reason: raw }) => {
       const reason = this.#redact(raw);
       this.#sockets.delete(id);
+      this.#watching.delete(id);
       const key = this.#admitted.get(id);
       this.#admitted.delete(id);
       if (key !== undefined) this.#admission.release(key);
