@@ -29,6 +29,8 @@ export const DECODER_CHOICES: readonly DecoderChoice[] = ['auto', 'software', 'n
 export const MODELS = ['coco'] as const;
 export const RUNTIMES = ['auto', 'onnxruntime', 'tfjs-wasm'] as const;
 export const INPUT_SIZES = [320, 416, 512] as const;
+/** Analyzers one document may have: each is a process with its model in memory. */
+export const MAX_ANALYZERS = 16;
 
 /** One analyzer as configured. */
 export interface AnalyzerSettings {
@@ -170,6 +172,8 @@ export function parseAnalysisSettings(desired: Readonly<Record<string, unknown>>
   const value = desired.analyzers;
   if (value === undefined || value === null) return { analyzers: [], decoder };
   if (!isObject(value)) throw new ConfigError(`analyzers must be an object of name -> analyzer, got ${show(value)}`);
+  const count = Object.values(value).filter((entry) => entry !== null).length;
+  if (count > MAX_ANALYZERS) throw new ConfigError(`analyzers: at most ${MAX_ANALYZERS} (each runs a process), got ${count}`);
   const analyzers: AnalyzerSettings[] = [];
   const sources = new Map<string, string>();
   for (const [name, entry] of Object.entries(value)) {
