@@ -13,7 +13,7 @@ export type AnalyzerHandle = Pick<AnalyzerSupervisor, 'name' | 'observer' | 'sta
 
 /** One analyzer in the status document (reported properties, /api/status). */
 export interface AnalysisStatus {
-  /** `starting` (model loading), `running`, `backoff` (restarting after a failure), `stopped`. */
+  /** `starting` (model loading), `running`, `backoff` (restarting after a failure), `stopping`, `stopped`. */
   readonly state: string;
   /** What it reads: `element people` (an `inference name=people`) or `stream video` (a named appsink). */
   readonly source: string;
@@ -56,6 +56,18 @@ interface Entry {
   tapError: string | null;
   /** The fps the status document shows: republished only when it moves by a whole frame or a quarter. */
   shownFps: number;
+  /** Its process is being stopped (removed, replaced, or the module stopping). */
+  stopping: boolean;
+}
+
+/**
+ * Errors in the status document are cut to this: 16 analyzers' errors must leave room for the pipelines in IoT Hub's
+ * 32 KB of reported properties (actors/reportedPatch.ts); the whole text is in the log.
+ */
+const MAX_STATUS_ERROR = 240;
+
+function clip(text: string | null): string | null {
+  return text === null || text.length <= MAX_STATUS_ERROR ? text : `${text.slice(0, MAX_STATUS_ERROR - 1)}…`;
 }
 
 /** The observer's event names, forwarded from each supervisor to {@link Analyzers.observer}. */
@@ -89,8 +101,11 @@ export class Analyzers {
   /** Every supervisor's monitoring events, for metrics (actors/analysisMetrics.ts). */
   readonly observer = new EventEmitter<AnalyzerObserverEvents>();
   readonly #log: Logger;
+  /** The control plane's redactor: workers' output and errors may quote expanded values. */
   readonly #redact: (text: string) => string;
+  /** To the media engine (false while none is up). */
   readonly #send: (command: EngineCommand) => boolean;
+  /** Makes a supervisor for an analyzer. */
   readonly #create: (options: AnalyzerSupervisorOptions) => AnalyzerHandle;
   /** The analyzers running, by name. */
   readonly #entries = new Map<string, Entry>();
@@ -175,15 +190,15 @@ export class Analyzers {
       const s = entry.supervisor.status();
       const { source } = entry.settings;
       out[name] = {
-        state: s.running ? 'running' : s.state === 'up' ? 'starting' : s.state,
+        state: s.state === 'stopped' ? 'stopped' : entry.stopping ? 'stopping' : s.running ? 'running' : s.state === 'up' ? 'starting' : s.state,
         source: source.kind === 'element' ? `element ${source.element}` : `stream ${source.stream}`,
         pid: s.pid,
         runtime: s.runtime,
         fps: entry.shownFps,
         restarts: s.restarts,
-        lastError: s.lastError === null ? null : this.#redact(s.lastError),
+        lastError: s.lastError === null ? null : clip(this.#redact(s.lastError)),
         decoder: entry.decoder,
-        tapError: entry.tapError,
+        tapError: clip(entry.tapError),
       };
     }
     return out;
@@ -215,7 +230,7 @@ export class Analyzers {
       events: settings.events,
       onOutput: (line, stream) => log.info({ stream }, this.#redact(line)),
     });
-    const entry: Entry = { settings, supervisor, port: null, decoder: previous?.decoder ?? null, tapError: previous?.tapError ?? null, shownFps: 0 };
+    const entry: Entry = { settings, supervisor, port: null, decoder: previous?.decoder ?? null, tapError: previous?.tapError ?? null, shownFps: 0, stopping: false };
     this.#entries.set(name, entry);
     const current = () => this.#entries.get(name) === entry;
     supervisor.on('ready', ({ pid, runtime, loadMs }) => {
@@ -230,9 +245,8 @@ export class Analyzers {
     supervisor.on('detection', (detection) => {
       if (current()) this.events$.next(detection);
     });
-    for (const name of OBSERVED) {
-      supervisor.observer.on(name, (...args: unknown[]) => (this.observer.emit as (event: string, ...a: unknown[]) => boolean)(name, ...args));
-    }
+    const forward = this.observer.emit.bind(this.observer) as (event: string, ...args: unknown[]) => boolean;
+    for (const event of OBSERVED) supervisor.observer.on(event, (...args: unknown[]) => forward(event, ...args));
     supervisor.observer.on('fps', ({ fps }) => {
       // Reported properties go to IoT Hub: a steady 4.9-5.1 fps must not rewrite them every second.
       if (!current() || Math.abs(fps - entry.shownFps) < Math.max(1, entry.shownFps / 4)) return;
@@ -255,6 +269,7 @@ export class Analyzers {
 
   #stop(entry: Entry, why: string): void {
     const name = entry.settings.name;
+    entry.stopping = true;
     this.#log.info({ event: 'analyzer-stopping', analyzer: name, why }, `analyzer ${name} stopping (${why})`);
     const closing = entry.supervisor.close().catch((error: unknown) => {
       this.#log.warn({ analyzer: name }, `analyzer ${name} did not stop cleanly: ${this.#redact(errorMessage(error))}`);

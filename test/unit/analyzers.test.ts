@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { filter, firstValueFrom } from 'rxjs';
 import { AnalyzerDiedError, AnalyzerStartError } from '../../actors/AnalyzerSupervisor.js';
 import { ControlPlane, type ControlPlaneEvent, type StatusDocument } from '../../actors/ControlPlane.js';
+import { capReported, MAX_REPORTED_BYTES } from '../../actors/reportedPatch.js';
 import type { FrameResult } from '../../analysis/types.js';
 import type { EngineCommand } from '../../ipc/protocol.js';
 import { FakeAnalyzer } from '../support/FakeAnalyzer.js';
@@ -184,6 +185,23 @@ describe('the control plane runs the twin\'s analyzers', () => {
     await apply({ pipeline: 'videotestsrc ! fakesink', analyzers: { people: {} } });
     const doc = await status((s) => s.config.status === 'applied');
     assert.deepEqual(doc.config.warnings, ['analyzer "people" reads inference name=people, which no pipeline has: it waits for one']);
+    await plane.close();
+  });
+
+  it('keeps sixteen failing analyzers\' section small enough to leave the pipelines in the reported properties', async () => {
+    const { engine, plane, apply, live, status } = setup();
+    const analyzers = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`cam${i}`, { stream: `video${i}` }]));
+    const pipelines = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`p${i}`, `${LIVE} name=n${i}`]));
+    await apply({ pipeline: LIVE, pipelines, analyzers });
+    for (let i = 0; i < 16; i++) {
+      live(`cam${i}`)[0]!.setStatus({ state: 'backoff', restarts: 3, lastError: `failed to start: ${'x'.repeat(5_000)}` });
+      engine.events$.next({ type: 'analysis-tap', analyzer: `cam${i}`, port: null, decoder: null, error: `tap pipeline does not parse: ${'y'.repeat(5_000)}` });
+    }
+    const doc = await status((s) => Object.keys(s.analysis).length === 16 && s.analysis.cam15?.tapError !== null);
+    assert.ok(Buffer.byteLength(JSON.stringify(doc.analysis)) < 12_000, `${Buffer.byteLength(JSON.stringify(doc.analysis))} bytes`);
+    const reported = capReported(doc);
+    assert.ok(Buffer.byteLength(JSON.stringify(reported)) <= MAX_REPORTED_BYTES);
+    assert.equal(Object.keys(reported.pipelines as object).length, 21, 'no pipeline left out');
     await plane.close();
   });
 
