@@ -17,6 +17,7 @@ import { ReportedFile, reportedPathFor, watchTwinFile } from './actors/twinFile.
 import { DEFAULT_ENGINE_POLICY, type EngineSupervisionPolicy } from './machines/engine.js';
 import { WebRtcGateway } from './web/WebRtcGateway.js';
 import { WebServers } from './web/WebServers.js';
+import { analyzersWithoutElement, checkAnalyzerModules } from './config/analysis.js';
 import { parseDesired } from './config/desired.js';
 import { resolveDesired } from './config/resolve.js';
 import { Redactor } from './config/redact.js';
@@ -36,6 +37,7 @@ const USAGE = `Usage: gst-iotedge [--twin <twin.json>] [--reported <file>]
 IoT Edge: with IOTEDGE_WORKLOADURI (set by the IoT Edge runtime) or EdgeHubConnectionString (a module connection
 string; EdgeModuleCACertificateFile adds a CA) the module twin drives the module instead of a file.
   EVENTS_OUTPUT (events)      module output for pipeline state events
+  ANALYSIS_OUTPUT (inference) module output for analyzers' detections
   REPORT_INTERVAL_MS (1000)   reported properties are coalesced over this window
   STATE_DIR (<tmp>/gst-iotedge-state)  a private folder (0700) that keeps the last applied desired document, run at start until the hub answers
 
@@ -58,6 +60,19 @@ async function check(path: string): Promise<number> {
     return 1;
   }
   redactor.add(config.secrets);
+  try {
+    await checkAnalyzerModules(config.analysis);
+  } catch (error) {
+    console.error(`✗ ${path}: ${(error as Error).message}`);
+    return 1;
+  }
+  for (const analyzer of config.analysis.analyzers) {
+    const { source } = analyzer;
+    console.log(`✓ analyzer ${analyzer.name}: ${analyzer.module ?? analyzer.model} on ${source.kind === 'element' ? `inference name=${source.element}` : `stream ${source.stream}`}, ${analyzer.fps} fps`);
+  }
+  for (const name of analyzersWithoutElement(config.analysis, config.pipelines.map((p) => p.template))) {
+    console.log(`! analyzer ${name}: no pipeline has its inference element; it would wait for one`);
+  }
   const engine = new EngineClient({ onOutput: (line) => console.error(redactor.redact(line)) });
   engine.start();
   let failures = 0;
@@ -161,7 +176,7 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
   redact = (text) => plane.redactor.redact(text);
   const metrics = new Metrics();
   metrics.observe(plane);
-  const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger });
+  const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger, analysis$: plane.analysisResults$ });
   const web = new WebServers({ applied$: plane.applied$, status$: plane.status$, metrics, webrtc: gateway, logger });
   installCrashPolicy(logger, metrics, redact);
 

@@ -113,7 +113,7 @@ export class AnalyzerSupervisor extends EventEmitter<AnalyzerSupervisorEvents> {
   /** The supervising machine. */
   readonly #actor: Actor<typeof engineMachine>;
   readonly #limiter: EventRateLimiter;
-  /** Sends to the worker while one is up. */
+  /** Sends to the worker while its process is there (from the fork on, model loading included). */
   #send: ((command: AnalyzerCommand) => void) | null = null;
   /** The frame socket's port (null: no tap now). */
   #port: number | null = null;
@@ -297,8 +297,10 @@ export class AnalyzerSupervisor extends EventEmitter<AnalyzerSupervisorEvents> {
         sendBack({ type: 'EXIT', code, signal } satisfies EngineProcessEvent);
       });
       send({ type: 'init', spec: this.#spec });
-      // Before ready too: the worker connects while its model loads, and a frame is waiting when it is up.
+      // Before ready too: the worker connects while its model loads, and a frame is waiting when it is up. A port
+      // that comes while it loads goes to it at once too (setSource), not only to the next process.
       send({ type: 'source', host: FRAME_HOST, port: this.#port });
+      this.#send = send;
       receive((command) => {
         if (command.type === 'SHUTDOWN') send({ type: 'shutdown' });
       });

@@ -1,7 +1,10 @@
+import type { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { BehaviorSubject, filter, firstValueFrom, Subject, type Observable } from 'rxjs';
 import { createActor, fromPromise, waitFor } from 'xstate';
+import type { FrameResult } from '../analysis/types.js';
+import { analyzersWithoutElement, checkAnalyzerModules } from '../config/analysis.js';
 import { displayHost } from '../config/defaults.js';
 import {
   parseDesired,
@@ -19,6 +22,8 @@ import type { EngineDeathCause } from '../machines/engine.js';
 import { pipelineMachine, pipelineStateName, STOP_MARGIN_MS, type PipelineActor } from '../machines/pipeline.js';
 import { pipelineChildren, pipelinesMachine, type PipelinesActor } from '../machines/pipelines.js';
 import { planSwap } from '../machines/swapPlan.js';
+import type { AnalyzerObserverEvents } from './AnalyzerSupervisor.js';
+import { Analyzers, type AnalysisEvent, type AnalysisStatus, type AnalyzersOptions } from './Analyzers.js';
 import { EngineUnavailableError, type EngineStatus, type EngineStreamEvent, type MediaEngine } from './EngineClient.js';
 import { pipelineRunLogic } from './pipelineRunActor.js';
 import { sourceProbeLogic } from './sourceProbe.js';
@@ -54,6 +59,8 @@ export interface StatusDocument {
   rtsp: { port: number | null; error: string | null; mounts: Record<string, { viewers: number; bytesSent: number }> };
   /** WebRTC: the mode in use (null: off) and the peers alive in the engine. */
   webrtc: { mode: WebRtcMode | null; peers: number };
+  /** Video analysis: each analyzer of the applied config (twin key `analyzers`). */
+  analysis: Record<string, AnalysisStatus>;
 }
 
 /** What happened, for outputs that report events (IoT Hub output messages, metrics, the status page). */
@@ -61,7 +68,9 @@ export type ControlPlaneEvent =
   | { type: 'pipeline-state'; pipeline: string; state: string; restarts: number; lastError: string | null; at: string }
   | { type: 'config'; sequence: number; status: 'applied' | 'rejected' | 'superseded'; version: number | null; error: string | null }
   /** The media engine went down (it died, hung or failed to start); it is restarted with backoff. */
-  | { type: 'engine-down'; cause: EngineDeathCause | 'failed-to-start'; reason: string };
+  | { type: 'engine-down'; cause: EngineDeathCause | 'failed-to-start'; reason: string }
+  /** A detection (IoT Hub output `ANALYSIS_OUTPUT`), or an analyzer process down (restarted with backoff). */
+  | AnalysisEvent;
 
 /** Engine events that concern WebRTC peers, and `down` when the engine is gone. */
 export type WebRtcEngineEvent = Extract<EngineStreamEvent, { type: 'webrtc-signal' | 'webrtc-state' | 'down' }>;
@@ -88,10 +97,20 @@ export interface ControlPlaneOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** The private state folder (IoT Hub mode): a media root that would serve it is refused. */
   readonly stateDir?: string;
+  /** Makes analyzers' supervisors (default: real worker processes); unit tests give fakes. */
+  readonly createAnalyzer?: AnalyzersOptions['create'];
 }
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
+}
+
+/** Analyzers that read an `inference` element no pipeline of the config has: they wait for one (a warning). */
+function analysisWarnings(config: ResolvedConfig): string[] {
+  return analyzersWithoutElement(config.analysis, config.pipelines.map((p) => p.template)).map((name) => {
+    const source = config.analysis.analyzers.find((a) => a.name === name)!.source;
+    return `analyzer "${name}" reads inference name=${source.kind === 'element' ? source.element : ''}, which no pipeline has: it waits for one`;
+  });
 }
 
 /**
@@ -111,6 +130,10 @@ export class ControlPlane {
   readonly applied$ = new BehaviorSubject<ResolvedConfig | null>(null);
   /** The engine's latest counters (sample streams, RTSP viewers); null until the first report. */
   readonly stats$ = new BehaviorSubject<EngineStats | null>(null);
+  /** Every analysed frame's result (WebRTC viewers draw the boxes). */
+  readonly analysisResults$: Observable<FrameResult>;
+  /** Analyzers' monitoring events (metrics: detections, latency, fps, drops, restarts). */
+  readonly analysisObserver: EventEmitter<AnalyzerObserverEvents>;
   readonly #logger: Logger;
   readonly #env: NodeJS.ProcessEnv;
   /** The media engine: only the control plane talks to it. */
@@ -120,6 +143,8 @@ export class ControlPlane {
   readonly #config: ConfigActor;
   /** The running pipelines, one child actor each. */
   readonly #pipelines: PipelinesActor;
+  /** One supervised worker process per analyzer of the applied config, and the engine's taps for them. */
+  readonly #analyzers: Analyzers;
   /** Last logged state per pipeline, so a log line is written per change, not per snapshot. */
   readonly #lastLogged = new Map<string, string>();
   #configStatus: StatusDocument['config'] = {
@@ -142,6 +167,16 @@ export class ControlPlane {
     this.#env = options.env ?? process.env;
     this.#engine = options.engine;
     this.#stateDir = options.stateDir;
+    this.#analyzers = new Analyzers({
+      logger: this.#logger,
+      redact: (text) => this.redactor.redact(text),
+      send: (command) => this.#engine.send(command),
+      create: options.createAnalyzer,
+    });
+    this.analysisResults$ = this.#analyzers.results$.asObservable();
+    this.analysisObserver = this.#analyzers.observer;
+    this.#analyzers.events$.subscribe((event) => this.events$.next(event));
+    this.#analyzers.changed$.subscribe(() => this.#publish());
     this.status$ = new BehaviorSubject<StatusDocument>(this.#buildStatus());
     const engineLog = this.#logger.child({ component: 'engine' });
     const engine = this.#engine;
@@ -149,11 +184,13 @@ export class ControlPlane {
       if (event.type === 'log') engineLog[event.level]({ pipeline: event.pipeline }, this.redactor.redact(event.msg));
       else if (event.type === 'rtsp') this.#onRtsp(event);
       else if (event.type === 'stats') this.#onStats(event.stats);
+      else if (event.type === 'analysis-tap' || event.type === 'analysis-decoder' || event.type === 'down') this.#analyzers.onEngineEvent(event);
     });
     engine.lifecycle$.subscribe((event) => {
       if (event.type === 'ready') {
         engineLog.info({ pid: event.pid, event: 'engine-ready' }, 'media engine ready');
         if (this.#rtspConfig) engine.send({ type: 'rtsp', config: this.#rtspConfig });
+        this.#analyzers.engineReady();
         this.#pipelines.send({ type: 'ENGINE_READY' });
       } else if (event.type === 'failedToStart') {
         engineLog.error({ event: 'engine-failed-to-start', reason: event.reason }, `media engine failed to start: ${event.reason}`);
@@ -195,7 +232,7 @@ export class ControlPlane {
         status: 'applied',
         appliedVersion: config.version,
         error: null,
-        warnings: config.unknownKeys.map((k) => `unknown key "${k}" ignored`),
+        warnings: [...config.unknownKeys.map((k) => `unknown key "${k}" ignored`), ...analysisWarnings(config)],
         at: iso(Date.now()),
       };
       this.#logger.info({ event: 'config-applied', version: config.version, pipelines: config.pipelines.map((p) => p.name) }, 'desired config applied');
@@ -243,7 +280,10 @@ export class ControlPlane {
     this.#closing = true;
     this.#config.stop();
     // Stopped pipelines stay in the status, so the last reported document says how each one ended.
-    await Promise.all([...pipelineChildren(this.#pipelines.getSnapshot()).keys()].map((name) => this.#stopPipeline(name, false)));
+    await Promise.all([
+      ...[...pipelineChildren(this.#pipelines.getSnapshot()).keys()].map((name) => this.#stopPipeline(name, false)),
+      this.#analyzers.close(),
+    ]);
     await this.#engine.shutdown();
     this.#publish();
   }
@@ -279,6 +319,9 @@ export class ControlPlane {
       }
       if (error !== null) throw new PipelineParseError(name, this.redactor.redact(error));
     }
+    // Users' analyzer modules load in a throw-away process; one already running with the same path is not loaded again.
+    const running = new Set(applied?.analysis.analyzers.map((a) => a.module) ?? []);
+    await checkAnalyzerModules({ ...next.analysis, analyzers: next.analysis.analyzers.filter((a) => a.module !== null && !running.has(a.module)) });
     return next;
   }
 
@@ -300,6 +343,8 @@ export class ControlPlane {
       this.#rtspConfig = next.rtspServer;
       this.#engine.send({ type: 'rtsp', config: next.rtspServer });
     }
+    // Taps before pipelines: a pipeline's `inference` branch opens its valve as soon as it is attached.
+    this.#analyzers.apply(next.analysis);
     for (const pipeline of plan.start) this.#spawnPipeline(pipeline, next.restartPolicy);
     this.#publish();
   }
@@ -414,6 +459,7 @@ export class ControlPlane {
       engine: { ...engine, lastError: engine.lastError ? this.redactor.redact(engine.lastError) : null },
       rtsp: structuredClone(this.#rtspStatus),
       webrtc: { mode: this.applied$.value?.webrtcResolved.mode ?? null, peers: this.#webrtcPeers },
+      analysis: this.#analyzers.status(),
     };
   }
 

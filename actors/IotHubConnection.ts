@@ -5,6 +5,7 @@ import azureIotDeviceMqtt from 'azure-iot-device-mqtt';
 import type { Logger } from 'pino';
 import { auditTime, filter, firstValueFrom, Subject, type Subscription } from 'rxjs';
 import { createActor, fromPromise } from 'xstate';
+import { DEFAULT_ANALYSIS_OUTPUT } from '../config/defaults.js';
 import { iotHubConnectionMachine, type IotHubConnectionActor } from '../machines/iotHubConnection.js';
 import type { ControlPlane, ControlPlaneEvent, StatusDocument } from './ControlPlane.js';
 import { applyPatch, capReported, reportedPatch } from './reportedPatch.js';
@@ -26,6 +27,8 @@ export interface IotHubOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Module output that pipeline state changes go to (env EVENTS_OUTPUT). */
   readonly eventsOutput?: string;
+  /** Module output that analyzers' detections go to (env ANALYSIS_OUTPUT, default `inference`). */
+  readonly analysisOutput?: string;
   /** Reported-property updates are coalesced over this window (env REPORT_INTERVAL_MS). */
   readonly reportIntervalMs?: number;
   /** Where the last applied desired document is kept, to run it at start while the hub is out of reach (env STATE_DIR). */
@@ -78,6 +81,8 @@ export class IotHubConnection {
   readonly #log: Logger;
   readonly #env: NodeJS.ProcessEnv;
   readonly #eventsOutput: string;
+  /** Where detections go (their rate limit is each analyzer's own, `analyzers.<name>.events`). */
+  readonly #analysisOutput: string;
   readonly #reportIntervalMs: number;
   /** The last applied desired document, run at start until the hub answers. */
   readonly #lastDesired: StateFile;
@@ -107,6 +112,7 @@ export class IotHubConnection {
     this.#log = options.logger.child({ component: 'iothub' });
     this.#env = options.env ?? process.env;
     this.#eventsOutput = options.eventsOutput ?? this.#env.EVENTS_OUTPUT ?? 'events';
+    this.#analysisOutput = options.analysisOutput ?? (this.#env.ANALYSIS_OUTPUT || DEFAULT_ANALYSIS_OUTPUT);
     this.#reportIntervalMs = options.reportIntervalMs ?? Number(this.#env.REPORT_INTERVAL_MS ?? 1_000);
     this.#lastDesired = new StateFile(join(options.stateDir, 'last-desired.json'));
     this.#maxEvents = options.maxEvents ?? 20;
@@ -235,7 +241,22 @@ export class IotHubConnection {
       this.#sent.delete(event.sequence);
       if (event.status === 'applied' && document !== undefined) this.#cache(document);
     }
-    this.#sendEvent(event);
+    if (event.type === 'detection') this.#sendDetection(event);
+    else this.#sendEvent(event);
+  }
+
+  /** One detection, flat as Stream Analytics reads it (camera, timestamp, class, score, box; `dropped` by the limit). */
+  #sendDetection(event: Extract<ControlPlaneEvent, { type: 'detection' }>): void {
+    const client = this.#client;
+    if (!client) return;
+    const message = new Message(JSON.stringify(event));
+    message.contentType = 'application/json';
+    message.contentEncoding = 'utf-8';
+    message.properties.add('type', 'detection');
+    message.properties.add('class', event.class);
+    client.sendOutputEvent(this.#analysisOutput, message).catch((error: unknown) => {
+      this.#log.warn(`detection not sent: ${errorText(error)}`);
+    });
   }
 
   #cache(document: unknown): void {
@@ -266,7 +287,7 @@ export class IotHubConnection {
 
   #sendEvent(event: ControlPlaneEvent): void {
     const client = this.#client;
-    if (!client || event.type !== 'pipeline-state') return;
+    if (!client || (event.type !== 'pipeline-state' && event.type !== 'analyzer-down')) return;
     const now = Date.now();
     if (now - this.#eventWindowStart >= this.#eventWindowMs) {
       this.#eventWindowStart = now;

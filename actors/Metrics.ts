@@ -1,7 +1,10 @@
+import type { EventEmitter } from 'node:events';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Observable, Subscription } from 'rxjs';
 import type { EngineStats } from '../ipc/protocol.js';
 import { PIPELINE_STATES } from '../machines/pipeline.js';
+import type { AnalyzerObserverEvents } from './AnalyzerSupervisor.js';
+import { AnalysisMetrics } from './analysisMetrics.js';
 import type { ControlPlaneEvent, StatusDocument } from './ControlPlane.js';
 
 /** What the metrics follow: the control plane's observable side, nothing of its insides. */
@@ -9,6 +12,8 @@ export interface MetricsSource {
   readonly events$: Observable<ControlPlaneEvent>;
   readonly status$: Observable<StatusDocument>;
   readonly stats$: Observable<EngineStats | null>;
+  /** Analyzers' monitoring events (video analysis metrics). */
+  readonly analysisObserver?: EventEmitter<AnalyzerObserverEvents>;
 }
 
 /** `gst-iotedge` -> `gst_iotedge`: a module name as a Prometheus metric prefix. */
@@ -48,6 +53,10 @@ export class Metrics {
   /** Mounts seen in the viewers gauge. */
   readonly #knownMounts = new Set<string>();
   readonly #subscriptions: Subscription[] = [];
+  /** Video analysis: detections per class, analysed fps, inference latency, frames and events dropped, restarts. */
+  readonly #analysis: AnalysisMetrics;
+  /** Stops following analyzers' observer. */
+  #stopAnalysis: (() => void) | null = null;
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
     this.prefix = metricPrefix(env.IOTEDGE_MODULEID ?? 'gst_iotedge');
@@ -79,6 +88,7 @@ export class Metrics {
     this.#httpRequests = new Counter({ name: `${p}_http_requests_total`, help: 'HTTP requests served', labelNames: ['method', 'route', 'status'], registers });
     this.#uncaught = new Counter({ name: `${p}_uncaught_errors_total`, help: 'Exceptions and rejections no handler caught (logged; the module kept running)', labelNames: ['kind'], registers });
     for (const kind of ['exception', 'rejection']) this.#uncaught.inc({ kind }, 0);
+    this.#analysis = new AnalysisMetrics(this.registry, p);
     this.#webrtcPeers.set(0);
     this.#engineUp.set(0);
     for (const result of ['applied', 'rejected']) this.#twinUpdates.inc({ result }, 0);
@@ -109,6 +119,7 @@ export class Metrics {
       }),
       plane.stats$.subscribe((stats) => stats && this.#onStats(stats)),
     );
+    if (plane.analysisObserver) this.#stopAnalysis = this.#analysis.observe(plane.analysisObserver);
   }
 
   observeUncaught(kind: 'exception' | 'rejection'): void {
@@ -121,6 +132,7 @@ export class Metrics {
 
   close(): void {
     for (const s of this.#subscriptions) s.unsubscribe();
+    this.#stopAnalysis?.();
   }
 
   #onStats(stats: EngineStats): void {

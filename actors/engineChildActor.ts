@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fromCallback } from 'xstate';
+import { gstPluginPath } from '../analysis/paths.js';
 import { isEngineEvent, type EngineCommand, type EngineEvent } from '../ipc/protocol.js';
 import type { EngineProcessCommand, EngineProcessEvent } from '../machines/engine.js';
 import { OutputLines } from './outputLines.js';
@@ -29,12 +30,14 @@ const HEARD_EVERY_MS = 250;
 export function engineChildLogic(hooks: EngineChildHooks) {
   return fromCallback<EngineProcessCommand>(({ sendBack, receive }) => {
     let exited = false;
+    const env = { ...process.env, ...hooks.env };
     const child: ChildProcess = fork(ENGINE_ENTRY, [], {
       // Its own process group: Ctrl-C in a terminal reaches the control plane, which stops the engine in order.
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      // Colour codes would end up in the JSON log lines.
-      env: { GST_DEBUG_NO_COLOR: '1', ...process.env, ...hooks.env },
+      // Colour codes would end up in the JSON log lines. The module's own plugins (the `inference` element) come
+      // first on GStreamer's plugin path, the user's GST_PLUGIN_PATH after them.
+      env: { GST_DEBUG_NO_COLOR: '1', ...env, GST_PLUGIN_PATH: gstPluginPath(env) },
       serialization: 'json',
       // V8 does not see the size of GStreamer objects behind JS wrappers (samples, RTSP clients): the engine
       // collects garbage on a timer so they are released (sockets closed, buffers freed) in time.

@@ -16,7 +16,9 @@
 import { spawn } from 'node:child_process';
 import { isAbsolute } from 'node:path';
 import { COCO_CLASSES, isCocoClass } from '../analysis/coco.js';
-import type { AnalysisSource, AnalysisTapSpec, AnalyzerWorkerSpec, DecoderChoice } from '../ipc/analysis.js';
+import type { AnalyzerWorkerSpec } from '../ipc/analysis.js';
+import type { AnalysisSource, AnalysisTapSpec, DecoderChoice } from '../ipc/protocol.js';
+import { DEFAULT_ANALYZER, DEFAULT_DECODER } from './defaults.js';
 import { ConfigError } from './errors.js';
 
 /** Twin keys this file reads (for the desired document's list of known keys). */
@@ -27,6 +29,8 @@ export const DECODER_CHOICES: readonly DecoderChoice[] = ['auto', 'software', 'n
 export const MODELS = ['coco'] as const;
 export const RUNTIMES = ['auto', 'onnxruntime', 'tfjs-wasm'] as const;
 export const INPUT_SIZES = [320, 416, 512] as const;
+/** Analyzers one document may have: each is a process with its model in memory. */
+export const MAX_ANALYZERS = 16;
 
 /** One analyzer as configured. */
 export interface AnalyzerSettings {
@@ -97,7 +101,7 @@ function analyzerOf(name: string, value: unknown): AnalyzerSettings {
   if (moduleValue !== null && value.model !== undefined && value.model !== null) {
     throw new ConfigError(`${at}: "model" and "module" exclude each other (got model ${show(value.model)} and module ${show(moduleValue)})`);
   }
-  const model = moduleValue === null ? oneOf(value.model, 'coco', MODELS, `${at}.model`) : null;
+  const model = moduleValue === null ? oneOf(value.model, DEFAULT_ANALYZER.model, MODELS, `${at}.model`) : null;
 
   let classes: string[] | null = null;
   if (value.classes !== undefined && value.classes !== null) {
@@ -128,9 +132,9 @@ function analyzerOf(name: string, value: unknown): AnalyzerSettings {
   if (!isObject(events)) throw new ConfigError(`${at}.events must be an object with max and window_ms, got ${show(events)}`);
   const options = value.options ?? {};
   if (!isObject(options)) throw new ConfigError(`${at}.options must be an object, got ${show(options)}`);
-  const keyFrames = value.key_frames_only ?? false;
+  const keyFrames = value.key_frames_only ?? DEFAULT_ANALYZER.keyFramesOnly;
   if (typeof keyFrames !== 'boolean') throw new ConfigError(`${at}.key_frames_only must be true or false, got ${show(keyFrames)}`);
-  const inputSize = value.input_size ?? 320;
+  const inputSize = value.input_size ?? DEFAULT_ANALYZER.inputSize;
   if (typeof inputSize !== 'number' || !(INPUT_SIZES as readonly number[]).includes(inputSize)) throw new ConfigError(`${at}.input_size must be one of ${INPUT_SIZES.join(', ')}, got ${show(inputSize)}`);
   const fps = value.fps;
   if (typeof fps === 'number' && fps <= 0) throw new ConfigError(`${at}.fps must be above 0 (frames analysed per second), got ${show(fps)}`);
@@ -141,15 +145,15 @@ function analyzerOf(name: string, value: unknown): AnalyzerSettings {
     model,
     module: moduleValue,
     classes,
-    fps: numberIn(fps, 5, `${at}.fps`, 0.01, 60),
-    threshold: numberIn(value.threshold, 0.5, `${at}.threshold`, 0, 1),
+    fps: numberIn(fps, DEFAULT_ANALYZER.fps, `${at}.fps`, 0.01, 60),
+    threshold: numberIn(value.threshold, DEFAULT_ANALYZER.threshold, `${at}.threshold`, 0, 1),
     inputSize: inputSize as AnalyzerSettings['inputSize'],
-    runtime: oneOf(value.runtime, 'auto', RUNTIMES, `${at}.runtime`),
-    threads: numberIn(value.threads, 1, `${at}.threads`, 1, 16, true),
+    runtime: oneOf(value.runtime, DEFAULT_ANALYZER.runtime, RUNTIMES, `${at}.runtime`),
+    threads: numberIn(value.threads, DEFAULT_ANALYZER.threads, `${at}.threads`, 1, 16, true),
     keyFramesOnly: keyFrames,
     events: {
-      max: numberIn(events.max, 20, `${at}.events.max`, 0, 10_000, true),
-      windowMs: numberIn(events.window_ms, 10_000, `${at}.events.window_ms`, 100, 3_600_000, true),
+      max: numberIn(events.max, DEFAULT_ANALYZER.events.max, `${at}.events.max`, 0, 10_000, true),
+      windowMs: numberIn(events.window_ms, DEFAULT_ANALYZER.events.windowMs, `${at}.events.window_ms`, 100, 3_600_000, true),
     },
     options,
   };
@@ -164,10 +168,12 @@ function analyzerOf(name: string, value: unknown): AnalyzerSettings {
  * @throws {ConfigError} naming the key and the value, e.g. `analyzers.people.fps must be above 0 ..., got -1`
  */
 export function parseAnalysisSettings(desired: Readonly<Record<string, unknown>>): AnalysisSettings {
-  const decoder = oneOf(desired.decoder, 'auto', DECODER_CHOICES, 'decoder');
+  const decoder = oneOf(desired.decoder, DEFAULT_DECODER, DECODER_CHOICES, 'decoder');
   const value = desired.analyzers;
   if (value === undefined || value === null) return { analyzers: [], decoder };
   if (!isObject(value)) throw new ConfigError(`analyzers must be an object of name -> analyzer, got ${show(value)}`);
+  const count = Object.values(value).filter((entry) => entry !== null).length;
+  if (count > MAX_ANALYZERS) throw new ConfigError(`analyzers: at most ${MAX_ANALYZERS} (each runs a process), got ${count}`);
   const analyzers: AnalyzerSettings[] = [];
   const sources = new Map<string, string>();
   for (const [name, entry] of Object.entries(value)) {

@@ -4,6 +4,7 @@
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DecoderChoice } from '../ipc/protocol.js';
 
 /** What to do when a pipeline ends with EOS on its own: a camera that hangs up ends the stream too. */
 export type EosPolicy = 'restart' | 'stop';
@@ -55,6 +56,28 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = {
   stopTimeoutMs: 5_000,
   stableAfterMs: 10_000,
 };
+
+/**
+ * One analyzer's settings (twin key `analyzers.<name>`) when the entry leaves them out: the built-in COCO detector
+ * at 5 frames a second, letterboxed into 320x320 (CenterNet's fastest size), whichever runtime loads first, one
+ * thread (a small device's other core is the pipelines'), detection events as pipeline events: 20 per 10 s.
+ */
+export const DEFAULT_ANALYZER = {
+  model: 'coco',
+  fps: 5,
+  threshold: 0.5,
+  inputSize: 320,
+  runtime: 'auto',
+  threads: 1,
+  keyFramesOnly: false,
+  events: { max: 20, windowMs: 10_000 },
+} as const;
+
+/** Twin key `decoder`: GStreamer's own decoder ranks. */
+export const DEFAULT_DECODER: DecoderChoice = 'auto';
+
+/** The IoT Hub module output detections go to (env `ANALYSIS_OUTPUT`). */
+export const DEFAULT_ANALYSIS_OUTPUT = 'inference';
 
 /**
  * How to show a listening address in a URL to copy: a wildcard address is reached as localhost.

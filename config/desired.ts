@@ -15,6 +15,7 @@ import {
   DEFAULT_WEBRTC,
 } from './defaults.js';
 import { checkDocumentBounds, unknownKeys, validateDesired } from './schema.js';
+import { parseAnalysisSettings, type AnalysisSettings } from './analysis.js';
 
 import type { EosPolicy, RestartPolicy } from './defaults.js';
 
@@ -95,6 +96,8 @@ export interface DesiredConfig {
   readonly http: HttpSettings;
   readonly metrics: MetricsSettings;
   readonly webrtc: WebRtcSettings;
+  /** Twin keys `analyzers` and `decoder` (config/analysis.ts): no analyzers and `auto` when absent. */
+  readonly analysis: AnalysisSettings;
   /** Keys this version does not know (`pipline`, `rtsp.prot`): reported, not fatal, so a newer twin still runs. */
   readonly unknownKeys: readonly string[];
 }
@@ -196,6 +199,7 @@ export function parseDesired(document: unknown): DesiredConfig {
     http: httpSettingsOf(section(desired.http), httpServer),
     metrics: metricsSettingsOf(section(desired.metrics)),
     webrtc: webrtcSettingsOf(section(desired.webrtc)),
+    analysis: parseAnalysisSettings(desired),
     unknownKeys: unknownKeys(desired),
   };
 }

@@ -1,45 +1,22 @@
 /**
  * Messages of video analysis, on two channels:
- * 1. control plane <-> media engine (to merge into ipc/protocol.ts's EngineCommand / EngineEvent unions): the engine
- *    builds one analysis tap per analyzer and says on which loopback port its frames can be read;
+ * 1. control plane <-> media engine: part of ipc/protocol.ts's unions (the `analysis` command, the `analysis-tap` and
+ *    `analysis-decoder` events), named here for the analysis code: the engine builds one analysis tap per analyzer
+ *    and says on which loopback port its frames can be read;
  * 2. control plane <-> analyzer worker process (its own fork IPC channel): set-up, the frame socket, results.
  * Frames never cross either channel: they go from GStreamer (`gdppay ! tcpserversink`) to the worker's socket.
  */
 import type { Detection, FrameResult } from '../analysis/types.js';
+import type { EngineCommand, EngineEvent } from './protocol.js';
+
+export type { AnalysisSource, AnalysisTapSpec, DecoderChoice } from './protocol.js';
 
 /** Where the engine's frame sockets listen: loopback only, frames are for local analyzer processes. */
 export const FRAME_HOST = '127.0.0.1';
 
-/** Decoder preference for `decodebin` in the engine (twin key `decoder`). */
-export type DecoderChoice = 'auto' | 'software' | 'nvcodec' | 'vaapi' | 'v4l2';
-
-/** Where an analyzer's frames come from: a named `inference` element of a pipeline, or a sample-hub stream. */
-export type AnalysisSource = { readonly kind: 'element'; readonly element: string } | { readonly kind: 'stream'; readonly stream: string };
-
-/** What the engine needs to build one analyzer's tap (from the parsed twin; see config/analysis.ts). */
-export interface AnalysisTapSpec {
-  readonly analyzer: string;
-  readonly source: AnalysisSource;
-  /** Frames per second to hand on (videorate drops the rest after decoding). */
-  readonly fps: number;
-  /** Frames fit in size x size (aspect kept), RGB. */
-  readonly inputSize: number;
-  /** Decode key frames only (cheapest; the rate is then at most the camera's key-frame rate). */
-  readonly keyFramesOnly: boolean;
-}
-
-/** Control plane -> engine (add to EngineCommand). `analysis` replaces the whole set; an empty list removes all. */
-export type AnalysisEngineCommand = { type: 'analysis'; taps: readonly AnalysisTapSpec[]; decoder: DecoderChoice };
-
-/** Engine -> control plane (add to EngineEvent). */
-export type AnalysisEngineEvent =
-  /**
-   * A tap's frame socket: `port` on 127.0.0.1 (null: the tap is down, e.g. restarting). `decoder` is the factory
-   * decodebin picked (null: raw input, or not decided yet).
-   */
-  | { type: 'analysis-tap'; analyzer: string; port: number | null; decoder: string | null; error: string | null }
-  /** Decoder ranks applied for the `decoder` setting: factories changed, and the ones asked for but missing. */
-  | { type: 'analysis-decoder'; choice: DecoderChoice; raised: string[]; lowered: string[]; missing: string[] };
+/** The engine's side of analysis: the `analysis` command and the `analysis-tap` / `analysis-decoder` events. */
+export type AnalysisEngineCommand = Extract<EngineCommand, { type: 'analysis' }>;
+export type AnalysisEngineEvent = Extract<EngineEvent, { type: 'analysis-tap' | 'analysis-decoder' }>;
 
 /** One analyzer as its worker process runs it. */
 export interface AnalyzerWorkerSpec {

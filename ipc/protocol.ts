@@ -45,6 +45,24 @@ export type WebRtcMode = 'per-viewer' | 'shared';
  */
 export type WebRtcPeerState = 'connecting' | 'negotiating' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
+/** Decoder preference for `decodebin` in the engine (twin key `decoder`). */
+export type DecoderChoice = 'auto' | 'software' | 'nvcodec' | 'vaapi' | 'v4l2';
+
+/** Where an analyzer's frames come from: a named `inference` element of a pipeline, or a sample-hub stream. */
+export type AnalysisSource = { readonly kind: 'element'; readonly element: string } | { readonly kind: 'stream'; readonly stream: string };
+
+/** What the engine needs to build one analyzer's tap (from the parsed twin; see config/analysis.ts). */
+export interface AnalysisTapSpec {
+  readonly analyzer: string;
+  readonly source: AnalysisSource;
+  /** Frames per second to hand on (videorate drops the rest after decoding). */
+  readonly fps: number;
+  /** Frames fit in size x size (aspect kept), RGB. */
+  readonly inputSize: number;
+  /** Decode key frames only (cheapest; the rate is then at most the camera's key-frame rate). */
+  readonly keyFramesOnly: boolean;
+}
+
 /** Counters the engine sends every second (metrics, status). */
 export interface EngineStats {
   /** Per sample-hub stream (named appsink): buffers and bytes so far, caps as text. */
@@ -65,6 +83,11 @@ export type EngineCommand =
   | { type: 'webrtc-signal'; peer: string; signal: SignalMessage }
   | { type: 'webrtc-close'; peer: string }
   | { type: 'shutdown'; timeoutMs: number }
+  /**
+   * Video analysis: the whole set of taps (one per analyzer; an empty list removes all) and the decoder choice.
+   * Sent on every apply that changes it and again to every new engine (as `rtsp`).
+   */
+  | { type: 'analysis'; taps: readonly AnalysisTapSpec[]; decoder: DecoderChoice }
   /** Are you there? Answered with `pong` at once (the hang watchdog asks when the engine has been silent). */
   | { type: 'ping' };
 
@@ -88,6 +111,13 @@ export type EngineEvent =
   | { type: 'webrtc-signal'; peer: string; signal: SignalMessage }
   | { type: 'webrtc-state'; peer: string; state: WebRtcPeerState; reason: string | null }
   | { type: 'pong' }
+  /**
+   * An analyzer's frame socket: `port` on 127.0.0.1 (null: the tap is down, e.g. restarting). `decoder` is the
+   * factory decodebin picked (null: raw input, or not decided yet); `error` why the tap failed (it retries).
+   */
+  | { type: 'analysis-tap'; analyzer: string; port: number | null; decoder: string | null; error: string | null }
+  /** Decoder ranks applied for the `decoder` setting: factories changed, and the families asked for but missing. */
+  | { type: 'analysis-decoder'; choice: DecoderChoice; raised: string[]; lowered: string[]; missing: string[] }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; pipeline?: string };
 
 /** A check of one field's value. */
@@ -112,6 +142,9 @@ const STATS = fields({
   webrtcPeers: num,
 });
 const RUN = { pipeline: str, run: num };
+const DECODER = oneOf('auto', 'software', 'nvcodec', 'vaapi', 'v4l2');
+const ANALYSIS_SOURCE: Check = (v) => fields({ kind: oneOf('element'), element: str })(v) || fields({ kind: oneOf('stream'), stream: str })(v);
+const TAP_SPEC = fields({ analyzer: str, source: ANALYSIS_SOURCE, fps: num, inputSize: num, keyFramesOnly: bool });
 
 /** The fields of every engine event, by type: what {@link isEngineEvent} checks. */
 const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check> } = {
@@ -127,6 +160,8 @@ const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check>
   'webrtc-signal': { peer: str, signal: SIGNAL },
   'webrtc-state': { peer: str, state: oneOf('connecting', 'negotiating', 'connected', 'disconnected', 'failed', 'closed'), reason: nullable(str) },
   pong: {},
+  'analysis-tap': { analyzer: str, port: nullable(num), decoder: nullable(str), error: nullable(str) },
+  'analysis-decoder': { choice: DECODER, raised: arrayOf(str), lowered: arrayOf(str), missing: arrayOf(str) },
   log: { level: oneOf('debug', 'info', 'warn', 'error'), msg: str, pipeline: optional(str) },
 };
 
@@ -149,6 +184,7 @@ const COMMAND_FIELDS: { readonly [T in EngineCommand['type']]: Record<string, Ch
   'webrtc-signal': { peer: str, signal: SIGNAL },
   'webrtc-close': { peer: str },
   shutdown: { timeoutMs: num },
+  analysis: { taps: arrayOf(TAP_SPEC), decoder: DECODER },
   ping: {},
 };
 

@@ -1,5 +1,6 @@
 import { errorMessage } from '../config/errors.js';
 import { isEngineCommand, type EngineCommand, type EngineEvent, type EngineStats, type WebRtcPeerSpec, type WebRtcPeerState } from '../ipc/protocol.js';
+import { AnalysisTaps } from './AnalysisTap.js';
 import { parseLaunch, type GstElement } from './gst.js';
 import { PipelineRunner } from './PipelineRunner.js';
 import { RtspServer } from './RtspServer.js';
@@ -41,6 +42,8 @@ export class Engine {
   readonly #peers = new Map<string, WebRtcPeer>();
   /** Shared mode's payloader-and-tee pipelines, while shared viewers watch. */
   readonly #fanouts: WebRtcFanouts;
+  /** Video analysis: a tap per analyzer, and a branch after each named `inference` element of every pipeline. */
+  readonly #analysis: AnalysisTaps;
   /** Set once a shutdown is under way: no pipeline starts after it. */
   #shuttingDown = false;
 
@@ -49,6 +52,7 @@ export class Engine {
     this.#exit = options.exit;
     this.#rtsp = new RtspServer(this.#hub, (event) => this.#send(event), (name) => this.#findElement(name));
     this.#fanouts = new WebRtcFanouts(this.#hub, (level, msg) => this.#log(level, msg));
+    this.#analysis = new AnalysisTaps(this.#hub, (event) => this.#send(event));
   }
 
   /**
@@ -77,6 +81,7 @@ export class Engine {
     for (const peer of this.#peers.values()) peer.close();
     this.#fanouts.close();
     this.#rtsp.close();
+    this.#analysis.close();
     if (this.#runners.size === 0) {
       this.#exit();
       return;
@@ -128,6 +133,9 @@ export class Engine {
       case 'shutdown':
         this.shutdown(command.timeoutMs);
         return;
+      case 'analysis':
+        if (!this.#shuttingDown) this.#analysis.configure(command.taps, command.decoder);
+        return;
     }
   }
 
@@ -161,6 +169,14 @@ export class Engine {
     } catch (error) {
       this.#send({ type: 'error', pipeline, run, message: errorMessage(error), source: 'parser', debug: null });
       this.#send({ type: 'stopped', pipeline, run, eos: false });
+      return;
+    }
+    try {
+      // Before PLAYING: a named `inference` element gets its tap branch while the pipeline is still in NULL.
+      for (const detach of this.#analysis.attach(runner.pipeline)) runner.beforeNull(detach);
+    } catch (error) {
+      this.#send({ type: 'error', pipeline, run, message: `analysis tap: ${errorMessage(error)}`, source: 'inference', debug: null });
+      runner.stop(false, 0);
       return;
     }
     this.#runners.set(pipeline, runner);

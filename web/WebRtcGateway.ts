@@ -3,9 +3,11 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { Observable } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createActor, fromCallback } from 'xstate';
 import type { WebRtcPort } from '../actors/ControlPlane.js';
+import type { FrameResult } from '../analysis/types.js';
 import { DEFAULT_WEBRTC } from '../config/defaults.js';
 import type { ResolvedWebRtc } from '../config/desired.js';
 import type { SignalMessage } from '../ipc/protocol.js';
@@ -35,7 +37,32 @@ const HEARTBEAT_MS = 15_000;
 /** Signalling messages one socket may send per window: a negotiation takes a few dozen. */
 const MAX_MESSAGES_PER_WINDOW = 200;
 const MESSAGE_WINDOW_MS = 10_000;
+/** A viewer's socket with this much unsent is slow: analysis results skip it until it drains (video is not on it). */
+const MAX_ANALYSIS_BACKLOG_BYTES = 256 * 1024;
 
+/**
+ * An analysed frame as viewers get it on the signalling socket, beside `sdp` and `ice` (which is all the seed's
+ * page reads, so it ignores these): `{"analysis":{"analyzer":"people","camera":"people","timestamp":"...",
+ * "width":320,"height":180,"detections":[{"class":"person","score":0.84,"box":{"x":0.01,"y":0.03,"width":0.96,
+ * "height":0.93}}]}}`, boxes normalised to the picture. wwwroot/overlay.js draws them over the video.
+ */
+export function analysisMessage(result: FrameResult): string {
+  const round = (n: number) => Math.round(n * 1000) / 1000;
+  return JSON.stringify({
+    analysis: {
+      analyzer: result.analyzer,
+      camera: result.camera,
+      timestamp: result.timestamp,
+      width: result.width,
+      height: result.height,
+      detections: result.detections.map((d) => ({
+        class: d.class,
+        score: round(d.score),
+        box: { x: round(d.box.x), y: round(d.box.y), width: round(d.box.width), height: round(d.box.height) },
+      })),
+    },
+  });
+}
 /** Replaces the address of host candidates (container/NAT addresses) with the one viewers can reach. */
 export function advertise(signal: SignalMessage, host: string | null): SignalMessage {
   if (!host) return signal;
@@ -69,6 +96,8 @@ export interface WebRtcGatewayOptions {
   /** Hides values expanded from the environment (a per-viewer pipeline's failure can quote them). */
   readonly redact: (text: string) => string;
   readonly logger: Logger;
+  /** Analysed frames (the control plane's), sent to every seed-protocol viewer as `{"analysis": ...}`. */
+  readonly analysis$?: Observable<FrameResult>;
 }
 
 /**
@@ -85,6 +114,8 @@ export class WebRtcGateway {
   readonly #viewers: WebRtcViewersActor;
   /** Each seed-protocol viewer's socket, by peer id (WHEP viewers have none). */
   readonly #sockets = new Map<string, WebSocket>();
+  /** Viewers whose peer has connected: they get analysis results (there is video to draw them on). */
+  readonly #watching = new Set<string>();
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNAL_BYTES });
   /** Who may open a viewer now (rate, viewers per address). */
   readonly #admission: Admission;
@@ -99,6 +130,17 @@ export class WebRtcGateway {
     const session = fromCallback<WebRtcPeerEvent, WebRtcSessionInput>(({ input, sendBack }) => this.#session(input.peer, sendBack));
     this.#viewers = createActor(webrtcViewersMachine.provide({ actors: { peer: webrtcPeerMachine.provide({ actors: { session } }) } }));
     this.#viewers.start();
+    options.analysis$?.subscribe((result) => this.#sendAnalysis(result));
+  }
+
+  /** One analysed frame to every connected viewer on the signalling socket (WHEP viewers have none). */
+  #sendAnalysis(result: FrameResult): void {
+    if (this.#watching.size === 0) return;
+    const message = analysisMessage(result);
+    for (const id of this.#watching) {
+      const socket = this.#sockets.get(id);
+      if (socket && socket.readyState === socket.OPEN && socket.bufferedAmount < MAX_ANALYSIS_BACKLOG_BYTES) socket.send(message);
+    }
   }
 
   get peerCount(): number {
@@ -276,10 +318,14 @@ export class WebRtcGateway {
     if (offer) this.#offers.set(id, offer);
     this.#viewers.send({ type: 'ADD', input: { peer: id, negotiationTimeoutMs: config.negotiationTimeoutMs } });
     const actor = viewerChildren(this.#viewers.getSnapshot()).get(id)!;
-    actor.on('connected', () => this.#log.info({ event: 'webrtc-connected', peer: id }, `WebRTC viewer ${id} connected`));
+    actor.on('connected', () => {
+      this.#watching.add(id);
+      this.#log.info({ event: 'webrtc-connected', peer: id }, `WebRTC viewer ${id} connected`);
+    });
     actor.on('closed', ({ reason: raw }) => {
       const reason = this.#redact(raw);
       this.#sockets.delete(id);
+      this.#watching.delete(id);
       const key = this.#admitted.get(id);
       this.#admitted.delete(id);
       if (key !== undefined) this.#admission.release(key);

@@ -43,6 +43,8 @@ describe('analysis settings', () => {
   it('rejects a relative module path', () => rejects({ analyzers: { mine: { module: 'plugins/mine.js' } } }, /analyzers\.mine\.module must be the absolute path .*"plugins\/mine\.js"/));
   it('rejects model and module together', () => rejects({ analyzers: { mine: { model: 'coco', module: '/x.js' } } }, /"model" and "module" exclude each other/));
   it('rejects an input size the model does not take', () => rejects({ analyzers: { people: { input_size: 300 } } }, /input_size must be one of 320, 416, 512, got 300/));
+  it('rejects more analyzers than it runs processes for', () =>
+    rejects({ analyzers: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`cam${i}`, { stream: `s${i}` }])) }, /^analyzers: at most 16 \(each runs a process\), got 17$/));
   it('rejects two analyzers on one source', () => rejects({ analyzers: { a: { stream: 'video' }, b: { stream: 'video' } } }, /analyzers\.b: stream video is analysed by a already/));
 
   it('lists analyzers whose inference element no pipeline has', () => {

@@ -30,7 +30,27 @@ describe('one Debian package list for set-up and both images', () => {
       assert.match(text, /^EXPOSE 8554 8000$/m);
       assert.doesNotMatch(text, /apt-get install[^\n]*gstreamer/, 'no package named outside the list');
     });
+
+    it(`${dockerfile} builds video analysis: onnxruntime's download skipped, the plugin and the model built after tsc, before the prune`, () => {
+      const text = read(dockerfile);
+      assert.match(text, /ONNXRUNTIME_NODE_INSTALL=skip npm ci/);
+      const tsc = text.indexOf('npx tsc -p tsconfig.json');
+      const analysis = text.indexOf('bash scripts/build-analysis.sh');
+      const prune = text.indexOf('npm prune --omit=dev');
+      assert.ok(tsc > 0 && analysis > tsc && prune > analysis, 'tsc, then build-analysis.sh, then the prune');
+      // The build stage copies the whole tree (plugins/ included); the final one takes dist/ (gst-plugins, models).
+      assert.match(text, /^COPY \. \.$/m);
+      assert.match(text, /^COPY --from=build \/app\/dist dist$/m);
+      if (dockerfile.includes('arm32v7')) assert.match(text, /rm -rf node_modules\/onnxruntime-node/, 'no 32-bit ARM binaries: tfjs-wasm runs the detector');
+    });
   }
+
+  it('builds the inference plugin from the build packages (a C compiler and the GStreamer headers)', () => {
+    const build = packages('build');
+    const runtime = packages('runtime');
+    for (const p of ['libgstreamer1.0-dev', 'pkg-config', 'build-essential']) assert.ok(build.includes(p) && !runtime.includes(p), p);
+    assert.match(read('scripts/setup.sh'), /bash scripts\/build-analysis\.sh/);
+  });
 
   it('has setup.sh read the same list and generate the same node-gtk types as the images', () => {
     const setup = read('scripts/setup.sh');

@@ -17,6 +17,9 @@ describe('IPC protocol guards', () => {
       { type: 'webrtc-state', peer: 'p', state: 'connected', reason: null },
       { type: 'pong' },
       { type: 'log', level: 'warn', msg: 'x' },
+      { type: 'analysis-tap', analyzer: 'people', port: 40000, decoder: 'avdec_h264', error: null },
+      { type: 'analysis-tap', analyzer: 'people', port: null, decoder: null, error: 'tap pipeline did not start' },
+      { type: 'analysis-decoder', choice: 'nvcodec', raised: [], lowered: [], missing: ['nvcodec'] },
     ];
     for (const event of good) assert.equal(isEngineEvent(event), true, JSON.stringify(event));
   });
@@ -40,6 +43,8 @@ describe('IPC protocol guards', () => {
       { type: 'webrtc-signal', peer: 'p', signal: { sdp: 'v=0' } },
       { type: 'log', level: 'fatal', msg: 'x' },
       { type: 'stats', stats: { streams: {}, rtsp: {}, webrtcPeers: Number.NaN } },
+      { type: 'analysis-tap', analyzer: 'people', port: '40000', decoder: null, error: null },
+      { type: 'analysis-decoder', choice: 'cuda', raised: [], lowered: [], missing: [] },
     ];
     for (const event of bad) assert.equal(isEngineEvent(event), false, JSON.stringify(event));
   });
@@ -49,5 +54,10 @@ describe('IPC protocol guards', () => {
     assert.equal(isEngineCommand({ type: 'ping' }), true);
     assert.equal(isEngineCommand({ type: 'start', pipeline: 'main', run: 1 }), false);
     assert.equal(isEngineCommand({ type: 'webrtc-open', spec: { peer: 'p', mode: 'mesh', launch: null, stunServer: null, turnServers: [], offer: null } }), false);
+    const tap = { analyzer: 'people', source: { kind: 'element', element: 'people' }, fps: 5, inputSize: 320, keyFramesOnly: false };
+    assert.equal(isEngineCommand({ type: 'analysis', taps: [tap, { ...tap, analyzer: 'lobby', source: { kind: 'stream', stream: 'video' } }], decoder: 'auto' }), true);
+    assert.equal(isEngineCommand({ type: 'analysis', taps: [], decoder: 'v4l2' }), true);
+    assert.equal(isEngineCommand({ type: 'analysis', taps: [{ ...tap, source: { kind: 'element', stream: 'video' } }], decoder: 'auto' }), false);
+    assert.equal(isEngineCommand({ type: 'analysis', taps: [{ ...tap, fps: '5' }], decoder: 'auto' }), false);
   });
 });

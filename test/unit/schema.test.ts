@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import {
+  DEFAULT_ANALYZER,
+  DEFAULT_DECODER,
   DEFAULT_HTTP,
   DEFAULT_HTTP_SERVER,
   DEFAULT_METRICS,
@@ -54,6 +56,7 @@ function schemaDefaults(node: Node = root, path = '', out = new Map<string, unkn
 }
 
 const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 describe('the desired document schema', () => {
   it('is a valid draft-07 schema that ajv compiles', () => {
@@ -76,7 +79,13 @@ describe('the desired document schema', () => {
       ['http_server', DEFAULT_HTTP_SERVER],
       ['on_eos', DEFAULT_ON_EOS],
       ['pipelines.*.on_eos', DEFAULT_ON_EOS],
+      ['decoder', DEFAULT_DECODER],
     ]);
+    // Each analyzer's defaults, nested ones (events) included.
+    for (const [field, value] of Object.entries(DEFAULT_ANALYZER)) {
+      if (typeof value !== 'object') expected.set(`analyzers.*.${snake(field)}`, value);
+      else for (const [inner, v] of Object.entries(value)) expected.set(`analyzers.*.${snake(field)}.${snake(inner)}`, v);
+    }
     for (const [section, values] of Object.entries(sections)) {
       for (const [field, value] of Object.entries(values)) {
         const key = Object.keys((root.properties![section]!.properties ?? {})).find((k) => camel(k) === field);
