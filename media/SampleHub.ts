@@ -68,6 +68,18 @@ export class SampleHub {
   /** The appsink publishing each stream now, to ask its encoder for a key frame when a consumer joins. */
   readonly #producers = new Map<string, GstElement>();
 
+  /** The caps each stream's producers gave last, and how many times they changed. */
+  readonly #streamCaps = new Map<string, { caps: InstanceType<typeof Gst.Caps> | null; version: number }>();
+
+  #caps(name: string): { caps: InstanceType<typeof Gst.Caps> | null; version: number } {
+    let entry = this.#streamCaps.get(name);
+    if (!entry) {
+      entry = { caps: null, version: 0 };
+      this.#streamCaps.set(name, entry);
+    }
+    return entry;
+  }
+
   stream(name: string): Observable<HubSample> {
     return this.#subject(name);
   }
@@ -113,8 +125,9 @@ export class SampleHub {
     const name = appsink.name;
     const subject = this.#subject(name);
     const stats = this.#stats.get(name)!;
-    let lastCaps: InstanceType<typeof Gst.Caps> | null = null;
-    let capsVersion = 0;
+    // Caps and their version belong to the stream, not to this producer: a swapped-in producer with other caps
+    // must bump the version its consumers compare (a per-producer count restarting at 0 could repeat one).
+    const streamCaps = this.#caps(name);
     sink.emitSignals = true;
     const id = sink.connect('new-sample', () => {
       try {
@@ -126,16 +139,16 @@ export class SampleHub {
           stats.bytes += Number(size);
           const caps = sample.getCaps();
           // Each getCaps() is a new JS wrapper: compare the caps, not the objects.
-          if (caps && !(lastCaps && caps.isEqual(lastCaps))) {
-            lastCaps = caps;
-            capsVersion++;
+          if (caps && !(streamCaps.caps && caps.isEqual(streamCaps.caps))) {
+            streamCaps.caps = caps;
+            streamCaps.version++;
             stats.caps = caps.toString();
           }
           if (subject.observed) {
             const delta = (buffer.getFlags() & Gst.BufferFlags.DELTA_UNIT) !== 0;
             const { capture, captureDts } = captureTimes(sample, buffer, sink.getBaseTime());
             if (producer.delay === null) producer.delay = capture === null ? 0n : bigMax(0n, clockNow() - capture);
-            subject.next({ sample, buffer, size: Number(size), caps: lastCaps, capsVersion, delta, capture, captureDts, producer });
+            subject.next({ sample, buffer, size: Number(size), caps: streamCaps.caps, capsVersion: streamCaps.version, delta, capture, captureDts, producer });
           }
         }
       } catch {
