@@ -28,6 +28,8 @@ export interface ClosedSegment {
   readonly origin?: string;
   /** Watched folders have their own object name template. */
   readonly objectName?: ObjectNameTemplate;
+  /** `{name}` in the template when not the file's own (a watched folder's file as its writer named it). */
+  readonly name?: string;
 }
 
 /** Where one segment stands with one target. */
@@ -520,7 +522,7 @@ export class SegmentQueue {
       stream: segment.stream,
       startMs: segment.startMs,
       durationMs: segment.durationMs,
-      name: basename(segment.path, ext),
+      name: segment.name ?? basename(segment.path, ext),
       ext,
       device: env.IOTEDGE_DEVICEID ?? '',
       module: env.IOTEDGE_MODULEID ?? '',
