@@ -32,6 +32,8 @@ export interface RecordingsStatus extends RecordingStatus {
  * const { settings, secrets } = parseRecordSettings(desired.record, process.env);
  * redactor.add(secrets);
  * const recordings = settings && (await Recordings.open(settings, { stateDir, redact: (t) => redactor.redact(t) }));
+ * recordings?.observer.on('uploaded', (event) => iotHub.sendEvent('recordings', event));
+ * await recordings?.start();
  * engine.send({ type: 'record-configure', recorders: recordings?.recorderSpecs() ?? [] });
  * // engine events: if (event.type.startsWith('record-')) recordings?.handleEngineEvent(event);
  */
@@ -73,8 +75,14 @@ export class Recordings {
     const watchers = settings.folders.map(
       (folder) => new FolderWatcher(folder, recordingsDir, queue, (message) => queue.observer.emit('log', { level: 'warn', msg: options.redact(message) })),
     );
-    for (const watcher of watchers) watcher.start();
     return new Recordings(settings, queue, recordingsDir, watchers, options.redact);
+  }
+
+  /** Starts uploading, scanning and watching folders. Attach observers before, or the first events are missed. */
+  async start(): Promise<void> {
+    if (this.#closed) return;
+    await this.queue.start();
+    for (const watcher of this.#watchers) watcher.start();
   }
 
   get observer(): SegmentQueue['observer'] {

@@ -124,10 +124,11 @@ export class S3Target implements UploadTarget {
           if (!etag) throw new UploadError(`part ${i + 1}: no ETag in the answer`);
           if (this.#settings.verifyEtag && etag !== md5.toString('hex')) throw new UploadError(`part ${i + 1}: stored ETag ${etag} is not the part's MD5 ${md5.toString('hex')}`);
           etags[i] = etag;
-          done += length;
-          job.onProgress(done);
           saving = saving.then(() => job.saveResume({ ...state, etags: [...etags] }));
           await saving;
+          // Reported once persisted: a crash after this point does not send the part again.
+          done += length;
+          job.onProgress(done);
         });
       } finally {
         await handle.close();

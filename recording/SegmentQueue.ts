@@ -172,6 +172,7 @@ const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
  * @example
  * const queue = await SegmentQueue.open({ stateDir, recordingsDir, camera, objectName, local, upload, targets });
  * queue.observer.on('uploaded', (event) => hub.sendOutputEvent('recordings', event));
+ * await queue.start();
  * await queue.add({ path, stream: 'video', startMs, durationMs });
  */
 export class SegmentQueue {
@@ -199,6 +200,7 @@ export class SegmentQueue {
   #nextSeq = 1;
   #alarm: DiskAlarm | null = null;
   #closed = false;
+  #started = false;
   #timer: NodeJS.Timeout | null = null;
   readonly #throughput: Array<{ bytes: number; ms: number }> = [];
   readonly #counters = { segmentsWritten: 0, segmentsUploaded: 0, segmentsFailed: 0, segmentsDropped: 0, uploadErrors: 0, bytesUploaded: 0 };
@@ -209,19 +211,27 @@ export class SegmentQueue {
     this.#historyDir = join(options.stateDir, 'history');
   }
 
-  /** Loads the journal, queues what the recordings folder holds that it does not know, and starts uploading. */
+  /**
+   * Loads the journal and finishes what a crash interrupted (deletions, drops). Nothing is uploaded or scanned
+   * before {@link start}: attach observers in between so that no event is missed.
+   */
   static async open(options: SegmentQueueOptions): Promise<SegmentQueue> {
     const queue = new SegmentQueue(options);
     await queue.#load();
     await queue.#settle();
-    for (const target of options.targets) queue.#startUploader(target);
-    await queue.scan();
-    const interval = options.scanIntervalMs ?? 5_000;
-    queue.#timer = setInterval(() => {
-      queue.scan().catch((error: unknown) => queue.#log('warn', `recordings scan failed: ${queue.#text(describeError(error))}`));
-    }, interval);
-    queue.#timer.unref();
     return queue;
+  }
+
+  /** Starts the uploaders and the periodic scan; resolves after the first scan (crash remnants queued). Idempotent. */
+  async start(): Promise<void> {
+    if (this.#started || this.#closed) return;
+    this.#started = true;
+    for (const target of this.#options.targets) this.#startUploader(target);
+    await this.scan();
+    this.#timer = setInterval(() => {
+      this.scan().catch((error: unknown) => this.#log('warn', `recordings scan failed: ${this.#text(describeError(error))}`));
+    }, this.#options.scanIntervalMs ?? 5_000);
+    this.#timer.unref();
   }
 
   /**

@@ -28,6 +28,7 @@ async function openRecordings(azurite: AzuriteServer, s3: S3rverServer, stateDir
   const recordings = await Recordings.open(settings!, { stateDir, redact: (t) => redactor.redact(t) });
   const uploaded: SegmentUploadedEvent[] = [];
   recordings.observer.on('uploaded', (e) => uploaded.push(e));
+  await recordings.start();
   const uploads = (count: number, timeoutMs: number) =>
     waitForCount<SegmentUploadedEvent>((l) => (recordings.observer.on('uploaded', l), () => recordings.observer.off('uploaded', l)), count, timeoutMs, 'uploads');
   return { recordings, uploaded, uploads, redactor };
