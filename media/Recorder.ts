@@ -245,8 +245,8 @@ class RecordingRun {
  * Records one sample hub stream into MP4 segments of `segmentMs`, fragmented every `fragmentMs` (a crash loses at
  * most the last fragment), named `<stream>-<UTC start>.mp4`, without re-encoding: buffers move by reference from
  * the producer's appsink (SampleHub), never through JavaScript. Audio from the `audio` hub stream is muxed into the
- * same segments when that stream has AAC or Opus caps by the time video starts. A segment splits at the first key
- * frame after `segmentMs` (splitmuxsink's rule), so its length is within one GOP of the setting. When the
+ * same segments when that stream has AAC or Opus caps by the time video starts. A segment ends at the last key
+ * frame that keeps it within `segmentMs` (splitmuxsink's rule), so it is up to one GOP shorter than that. When the
  * producer's caps change (a swapped main pipeline), the open segment is finished and a new one starts with the
  * new caps, rather than feeding a muxer caps it cannot take.
  *
