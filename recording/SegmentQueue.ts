@@ -731,10 +731,13 @@ export class SegmentQueue {
       this.#options.local,
       Date.now(),
     );
-    const alarm = plan.alarm;
-    if (alarm && (this.#alarm?.level !== alarm.level || this.#alarm.message !== alarm.message)) {
+    // Once segments were dropped the alarm stays at `dropping` until the backlog is back under `alarm_at`.
+    const alarm = plan.alarm && plan.alarm.level === 'filling' && this.#alarm?.level === 'dropping' ? { ...plan.alarm, level: 'dropping' as const, message: this.#alarm.message } : plan.alarm;
+    if (alarm) {
+      // Raised or changed level: said once; the figures in it are kept current for status quietly.
+      const changed = this.#alarm?.level !== alarm.level;
       this.#alarm = alarm;
-      this.observer.emit('alarm', alarm);
+      if (changed) this.observer.emit('alarm', alarm);
     } else if (!alarm && this.#alarm) {
       this.#alarm = null;
       this.observer.emit('alarm-cleared');
