@@ -3,27 +3,28 @@ import { AnonymousCredential, BlobServiceClient, ContainerClient, type BlockBlob
 import { SegmentFileError, UploadError, VerificationError } from './errors.js';
 import { openSegment, readPiece } from './localFile.js';
 import type { AzureBlobTargetSettings } from './settings.js';
-import { describeError, httpStatus, inParallel, pieces, withoutQuery, type ResumeState, type UploadJob, type UploadResult, type UploadTarget } from './target.js';
+import { describeError, httpStatus, inParallel, keyHash, OrderedMd5, pieces, withoutQuery, type ResumeState, type UploadJob, type UploadResult, type UploadTarget } from './target.js';
 
 /** What the journal keeps to resume a blob upload: the block size (so the file is cut the same way again). */
 interface AzureResume {
   readonly kind: 'azure-blob';
   readonly blockSize: number;
-  readonly md5: string;
+  /** {@link keyHash} of the job: progress of another file is never taken for this one's. */
+  readonly key: string;
 }
 
-function isAzureResume(value: ResumeState | null, md5: string): value is ResumeState & AzureResume {
-  return value !== null && value.kind === 'azure-blob' && typeof value.blockSize === 'number' && value.md5 === md5;
+function isAzureResume(value: ResumeState | null, key: string): value is ResumeState & AzureResume {
+  return value !== null && value.kind === 'azure-blob' && typeof value.blockSize === 'number' && value.key === key;
 }
 
 /**
- * Block ids derived from the file's MD5 and the block's index: the same file cut the same way always gives the
- * same ids, so after a crash `getBlockList('uncommitted')` says which blocks are already staged. All ids of one
- * blob must have the same length (Azure's rule), hence the padding.
+ * Block ids derived from the queued file ({@link keyHash} of its job key) and the block's index: the same file cut
+ * the same way always gives the same ids, so after a crash `getBlockList('uncommitted')` says which blocks are
+ * already staged, and blocks another file left under the same blob name are never taken for this one's. All ids
+ * of one blob must have the same length (Azure's rule), hence the padding.
  */
-export function blockId(md5Base64: string, index: number): string {
-  const hex = Buffer.from(md5Base64, 'base64').toString('hex').slice(0, 12);
-  return Buffer.from(`${hex}-${String(index).padStart(6, '0')}`).toString('base64');
+export function blockId(key: string, index: number): string {
+  return Buffer.from(`${key}-${String(index).padStart(6, '0')}`).toString('base64');
 }
 
 export interface AzureBlobTargetOptions {
@@ -61,22 +62,24 @@ export class AzureBlobTarget implements UploadTarget {
   async upload(job: UploadJob, signal: AbortSignal): Promise<UploadResult> {
     const blob = this.#container.getBlockBlobClient(job.objectName);
     const url = withoutQuery(blob.url);
+    const key = keyHash(job.key);
     try {
       if (job.size === 0) {
-        await blob.upload(Buffer.alloc(0), 0, { blobHTTPHeaders: this.#headers(job), metadata: { ...job.metadata }, abortSignal: signal });
-        await this.#verify(blob, job, signal);
-        return { url, bytesSent: 0, bytesSkipped: 0, unitsSkipped: 0, units: 1 };
+        const md5 = new OrderedMd5().digest();
+        await blob.upload(Buffer.alloc(0), 0, { blobHTTPHeaders: this.#headers(job, md5), metadata: { ...job.metadata }, abortSignal: signal });
+        await this.#verify(blob, job, md5, signal);
+        return { md5, url, bytesSent: 0, bytesSkipped: 0, unitsSkipped: 0, units: 1 };
       }
       let state: AzureResume;
-      if (isAzureResume(job.resume, job.md5)) {
+      if (isAzureResume(job.resume, key)) {
         state = job.resume;
       } else {
-        state = { kind: 'azure-blob', blockSize: this.#options.blockSize, md5: job.md5 };
+        state = { kind: 'azure-blob', blockSize: this.#options.blockSize, key };
         // Before the first block: a restart must cut the file the same way to find its blocks again.
         await job.saveResume({ ...state });
       }
       const parts = pieces(job.size, state.blockSize);
-      const ids = parts.map((_, i) => blockId(job.md5, i));
+      const ids = parts.map((_, i) => blockId(key, i));
       let committed: Array<{ name: string; size: number }> = [];
       let uncommitted: Array<{ name: string; size: number }> = [];
       try {
@@ -87,19 +90,20 @@ export class AzureBlobTarget implements UploadTarget {
         // No blob and no staged block yet.
         if (httpStatus(error) !== 404) throw error;
       }
-      if (committed.length === ids.length && committed.every((b, i) => b.name === ids[i] && b.size === parts[i]![1])) {
-        // An earlier attempt committed, and its answer (or our journal write) was lost.
-        await this.#verify(blob, job, signal);
-        return { url, bytesSent: 0, bytesSkipped: job.size, unitsSkipped: ids.length, units: ids.length };
-      }
+      const alreadyCommitted = committed.length === ids.length && committed.every((b, i) => b.name === ids[i] && b.size === parts[i]![1]);
       const staged = new Set(uncommitted.map((b) => `${b.name}/${b.size}`));
-      const todo = parts.map(([offset, length], i) => ({ i, offset, length })).filter((p) => !staged.has(`${ids[p.i]}/${p.length}`));
-      const bytesSkipped = job.size - todo.reduce((sum, p) => sum + p.length, 0);
+      const todo = parts.map(([offset, length], i) => ({ i, offset, length, send: !alreadyCommitted && !staged.has(`${ids[i]}/${length}`) }));
+      const sent = todo.filter((p) => p.send);
+      const bytesSkipped = job.size - sent.reduce((sum, p) => sum + p.length, 0);
       let done = bytesSkipped;
+      const whole = new OrderedMd5();
       const handle = await openSegment(job.path, job.size);
       try {
-        await inParallel(todo, this.#options.concurrency, async ({ i, offset, length }) => {
+        // Skipped blocks are read too: the whole file's MD5 (stored as Content-MD5, and checked) needs every byte.
+        await inParallel(todo, this.#options.concurrency, async ({ i, offset, length, send }) => {
           const body = await readPiece(handle, job.path, offset, length);
+          whole.add(i, body);
+          if (!send) return;
           const md5 = createHash('md5').update(body).digest();
           await blob.stageBlock(ids[i]!, body, length, { transactionalContentMD5: md5, abortSignal: signal });
           done += length;
@@ -108,25 +112,27 @@ export class AzureBlobTarget implements UploadTarget {
       } finally {
         await handle.close();
       }
-      await blob.commitBlockList(ids, { blobHTTPHeaders: this.#headers(job), metadata: { ...job.metadata }, abortSignal: signal });
-      await this.#verify(blob, job, signal);
-      return { url, bytesSent: job.size - bytesSkipped, bytesSkipped, unitsSkipped: ids.length - todo.length, units: ids.length };
+      const md5 = whole.digest();
+      // An earlier attempt committed, and its answer (or our journal write) was lost: only the check is left.
+      if (!alreadyCommitted) await blob.commitBlockList(ids, { blobHTTPHeaders: this.#headers(job, md5), metadata: { ...job.metadata }, abortSignal: signal });
+      await this.#verify(blob, job, md5, signal);
+      return { md5, url, bytesSent: job.size - bytesSkipped, bytesSkipped, unitsSkipped: ids.length - sent.length, units: ids.length };
     } catch (error) {
       if (error instanceof SegmentFileError || error instanceof VerificationError || signal.aborted) throw error;
       throw new UploadError(describeError(error), httpStatus(error));
     }
   }
 
-  #headers(job: UploadJob) {
-    return { blobContentType: job.contentType, blobContentMD5: Buffer.from(job.md5, 'base64') };
+  #headers(job: UploadJob, md5: string) {
+    return { blobContentType: job.contentType, blobContentMD5: Buffer.from(md5, 'base64') };
   }
 
   /** The committed blob has the file's length and MD5. */
-  async #verify(blob: BlockBlobClient, job: UploadJob, signal: AbortSignal): Promise<void> {
+  async #verify(blob: BlockBlobClient, job: UploadJob, md5: string, signal: AbortSignal): Promise<void> {
     const props = await blob.getProperties({ abortSignal: signal });
-    const md5 = props.contentMD5 ? Buffer.from(props.contentMD5).toString('base64') : null;
-    if (props.contentLength !== job.size || md5 !== job.md5) {
-      throw new VerificationError(`${job.objectName}: stored ${props.contentLength} bytes, MD5 ${md5 ?? 'none'}; expected ${job.size} bytes, MD5 ${job.md5}`);
+    const stored = props.contentMD5 ? Buffer.from(props.contentMD5).toString('base64') : null;
+    if (props.contentLength !== job.size || stored !== md5) {
+      throw new VerificationError(`${job.objectName}: stored ${props.contentLength} bytes, MD5 ${stored ?? 'none'}; expected ${job.size} bytes, MD5 ${md5}`);
     }
   }
 

@@ -10,7 +10,7 @@ import {
 import { SegmentFileError, UploadError, VerificationError } from './errors.js';
 import { openSegment, readPiece } from './localFile.js';
 import { S3_MIN_PART, type S3TargetSettings } from './settings.js';
-import { describeError, httpStatus, inParallel, pieces, type ResumeState, type UploadJob, type UploadResult, type UploadTarget } from './target.js';
+import { describeError, httpStatus, inParallel, keyHash, OrderedMd5, pieces, type ResumeState, type UploadJob, type UploadResult, type UploadTarget } from './target.js';
 
 /** S3 allows at most this many parts per upload. */
 const MAX_PARTS = 10_000;
@@ -20,13 +20,14 @@ interface S3Resume {
   readonly kind: 's3';
   readonly uploadId: string;
   readonly partSize: number;
-  readonly md5: string;
+  /** {@link keyHash} of the job: another file's upload is never resumed as this one's. */
+  readonly key: string;
   /** ETag of part i+1, '' while not uploaded. */
   readonly etags: readonly string[];
 }
 
-function isS3Resume(value: ResumeState | null, md5: string): value is ResumeState & S3Resume {
-  return value !== null && value.kind === 's3' && typeof value.uploadId === 'string' && typeof value.partSize === 'number' && value.md5 === md5 && Array.isArray(value.etags);
+function isS3Resume(value: ResumeState | null, key: string): value is ResumeState & S3Resume {
+  return value !== null && value.kind === 's3' && typeof value.uploadId === 'string' && typeof value.partSize === 'number' && value.key === key && Array.isArray(value.etags);
 }
 
 const unquote = (etag: string | undefined) => (etag ?? '').replace(/"/g, '');
@@ -87,34 +88,51 @@ export class S3Target implements UploadTarget {
     const url = this.objectUrl(job.objectName);
     const Bucket = this.#settings.bucket;
     const Key = job.objectName;
-    const Metadata = { ...job.metadata, md5: job.md5 };
+    const Metadata = { ...job.metadata };
+    const key = keyHash(job.key);
     try {
-      if (job.size === 0) {
-        await this.#client.send(new PutObjectCommand({ Bucket, Key, Body: Buffer.alloc(0), ContentType: job.contentType, ContentMD5: job.md5, Metadata }), { abortSignal: signal });
-        await this.#verify(job, [], signal);
-        return { url, bytesSent: 0, bytesSkipped: 0, unitsSkipped: 0, units: 1 };
+      const partSize = Math.max(this.#options.blockSize, S3_MIN_PART, Math.ceil(job.size / MAX_PARTS));
+      if (job.size <= partSize && !isS3Resume(job.resume, key)) {
+        // One part's worth: a single PutObject (Content-MD5 checked by S3) costs a third of the requests, and a
+        // retry sends no more than a resumed multipart upload would.
+        const handle = await openSegment(job.path, job.size);
+        let body: Buffer;
+        try {
+          body = await readPiece(handle, job.path, 0, job.size);
+        } finally {
+          await handle.close();
+        }
+        const md5 = createHash('md5').update(body).digest('base64');
+        await this.#client.send(new PutObjectCommand({ Bucket, Key, Body: body, ContentLength: job.size, ContentType: job.contentType, ContentMD5: md5, Metadata }), { abortSignal: signal });
+        job.onProgress(job.size);
+        await this.#verify(job, md5, [], signal);
+        return { md5, url, bytesSent: job.size, bytesSkipped: 0, unitsSkipped: 0, units: 1 };
       }
       let state: S3Resume;
-      if (isS3Resume(job.resume, job.md5)) {
+      if (isS3Resume(job.resume, key)) {
         state = job.resume;
       } else {
-        const partSize = Math.max(this.#options.blockSize, S3_MIN_PART, Math.ceil(job.size / MAX_PARTS));
         const created = await this.#client.send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType: job.contentType, Metadata }), { abortSignal: signal });
         if (!created.UploadId) throw new UploadError('CreateMultipartUpload returned no UploadId');
-        state = { kind: 's3', uploadId: created.UploadId, partSize, md5: job.md5, etags: pieces(job.size, partSize).map(() => '') };
+        state = { kind: 's3', uploadId: created.UploadId, partSize, key, etags: pieces(job.size, partSize).map(() => '') };
         await job.saveResume({ ...state });
       }
       const parts = pieces(job.size, state.partSize);
       const etags = [...state.etags];
-      const todo = parts.map(([offset, length], i) => ({ i, offset, length })).filter((p) => !etags[p.i]);
-      const bytesSkipped = job.size - todo.reduce((sum, p) => sum + p.length, 0);
+      const todo = parts.map(([offset, length], i) => ({ i, offset, length, send: !etags[i] }));
+      const sent = todo.filter((p) => p.send);
+      const bytesSkipped = job.size - sent.reduce((sum, p) => sum + p.length, 0);
       let done = bytesSkipped;
+      const whole = new OrderedMd5();
       // Saves one after another, in the order parts finish.
       let saving = Promise.resolve();
       const handle = await openSegment(job.path, job.size);
       try {
-        await inParallel(todo, this.#options.concurrency, async ({ i, offset, length }) => {
+        // Parts already stored are read too, for the whole file's MD5 (the ETag check of some servers needs it).
+        await inParallel(todo, this.#options.concurrency, async ({ i, offset, length, send }) => {
           const body = await readPiece(handle, job.path, offset, length);
+          whole.add(i, body);
+          if (!send) return;
           const md5 = createHash('md5').update(body).digest();
           const answer = await this.#client.send(
             new UploadPartCommand({ Bucket, Key, UploadId: state.uploadId, PartNumber: i + 1, Body: body, ContentLength: length, ContentMD5: md5.toString('base64') }),
@@ -134,6 +152,7 @@ export class S3Target implements UploadTarget {
         await handle.close();
         await saving.catch(() => undefined);
       }
+      const md5 = whole.digest();
       try {
         await this.#client.send(
           new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: state.uploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag: `"${ETag}"` })) } }),
@@ -143,14 +162,14 @@ export class S3Target implements UploadTarget {
         if ((error as { name?: string }).name !== 'NoSuchUpload') throw error;
         // Completed by an attempt whose answer was lost, or expired: the object says which.
         try {
-          await this.#verify(job, etags, signal);
+          await this.#verify(job, md5, etags, signal);
         } catch {
           await job.saveResume(null);
           throw new UploadError(`multipart upload ${Key} no longer exists and the object does not match: starting over`);
         }
       }
-      await this.#verify(job, etags, signal);
-      return { url, bytesSent: job.size - bytesSkipped, bytesSkipped, unitsSkipped: parts.length - todo.length, units: parts.length };
+      await this.#verify(job, md5, etags, signal);
+      return { md5, url, bytesSent: job.size - bytesSkipped, bytesSkipped, unitsSkipped: parts.length - sent.length, units: parts.length };
     } catch (error) {
       if (error instanceof SegmentFileError || error instanceof VerificationError || error instanceof UploadError || signal.aborted) throw error;
       throw new UploadError(describeError(error), httpStatus(error));
@@ -158,12 +177,12 @@ export class S3Target implements UploadTarget {
   }
 
   /** The object has the file's length, and an ETag that is its MD5 or the multipart MD5 of its parts. */
-  async #verify(job: UploadJob, etags: readonly string[], signal: AbortSignal): Promise<void> {
+  async #verify(job: UploadJob, md5: string, etags: readonly string[], signal: AbortSignal): Promise<void> {
     const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#settings.bucket, Key: job.objectName }), { abortSignal: signal });
     if (head.ContentLength !== job.size) throw new VerificationError(`${job.objectName}: stored ${head.ContentLength} bytes, expected ${job.size}`);
     if (!this.#settings.verifyEtag) return;
     const etag = unquote(head.ETag);
-    const whole = Buffer.from(job.md5, 'base64').toString('hex');
+    const whole = Buffer.from(md5, 'base64').toString('hex');
     const multipart = createHash('md5').update(Buffer.concat(etags.map((e) => Buffer.from(e, 'hex')))).digest('hex');
     // AWS: md5-of-part-md5s "-N"; some S3-compatible servers: the whole file's MD5, or the multipart one without "-N".
     if (etag !== whole && etag !== `${multipart}-${etags.length}` && etag !== multipart) {

@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { createActor, fromPromise } from 'xstate';
 import { appendLineDurable, isAtomicTemp, writeFileAtomic } from './atomicFile.js';
 import { planBudget, type DiskAlarm } from './budget.js';
@@ -52,8 +49,8 @@ export interface SegmentEntry {
   readonly startMs: number;
   readonly durationMs: number;
   readonly size: number;
-  /** MD5 of the file when queued, base64. */
-  readonly md5: string;
+  /** MD5 of the file, base64, once an upload has read it (null before). */
+  md5: string | null;
   readonly objectName: string;
   readonly addedAt: number;
   readonly origin: string | null;
@@ -151,12 +148,6 @@ function info(entry: SegmentEntry, camera: string): SegmentInfo {
     file: basename(entry.path),
     objectName: entry.objectName,
   };
-}
-
-async function md5Of(path: string): Promise<string> {
-  const hash = createHash('md5');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('base64');
 }
 
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -517,10 +508,9 @@ export class SegmentQueue {
     const known = [...this.#active.values()].find((e) => e.path === segment.path) ?? this.#history.find((e) => e.path === segment.path);
     if (known) return known;
     let size: number;
-    let md5: string;
     try {
+      // No hashing here: the upload hashes the bytes it reads anyway (one pass over the file, not two).
       size = (await stat(segment.path)).size;
-      md5 = await md5Of(segment.path);
     } catch (error) {
       throw new SegmentFileError(`${segment.path}: ${(error as NodeJS.ErrnoException).code ?? describeError(error)}`);
     }
@@ -546,7 +536,7 @@ export class SegmentQueue {
       startMs: segment.startMs,
       durationMs: segment.durationMs,
       size,
-      md5,
+      md5: null,
       objectName,
       addedAt: Date.now(),
       origin: segment.origin ?? null,
@@ -622,7 +612,7 @@ export class SegmentQueue {
           path: entry.path,
           objectName: entry.objectName,
           size: entry.size,
-          md5: entry.md5,
+          key: `${entry.id}@${entry.addedAt}`,
           contentType: contentType(entry.path),
           metadata: { camera: asciiOnly(this.#options.camera), stream: entry.stream, start: segment.start, durationms: String(entry.durationMs) },
           resume: progress.resume,
@@ -636,6 +626,11 @@ export class SegmentQueue {
         signal,
       );
       if (entry.state === 'dropped') return { empty: false };
+      if (entry.md5 !== null && entry.md5 !== result.md5) {
+        // Two reads of one file gave two checksums: it changed under the queue; what was stored is not the recording.
+        throw new SegmentFileError(`${entry.path}: changed since an earlier upload (MD5 ${entry.md5}, now ${result.md5})`);
+      }
+      entry.md5 = result.md5;
       progress.state = 'done';
       progress.resume = null;
       progress.url = result.url;
@@ -668,7 +663,7 @@ export class SegmentQueue {
         start: segment.start,
         durationMs: entry.durationMs,
         size: entry.size,
-        md5: entry.md5,
+        md5: result.md5,
         delayMs: Math.max(0, Date.now() - (entry.startMs + entry.durationMs)),
       };
       this.observer.emit('uploaded', event);

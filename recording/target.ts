@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import type { TargetSettings } from './settings.js';
 
 /** JSON a target persists in the queue's journal to resume an upload after a crash. */
@@ -8,8 +9,11 @@ export interface UploadJob {
   readonly path: string;
   readonly objectName: string;
   readonly size: number;
-  /** MD5 of the whole file, base64, as computed when the segment was queued. */
-  readonly md5: string;
+  /**
+   * Names this queued file for as long as it is queued (stable across attempts and restarts, different for any
+   * other file): block ids and resume state derive from it, so staged data of another file is never reused.
+   */
+  readonly key: string;
   readonly contentType: string;
   /** Metadata stored with the object (ASCII keys and values). */
   readonly metadata: Readonly<Record<string, string>>;
@@ -23,6 +27,8 @@ export interface UploadJob {
 
 /** What a verified upload reports. */
 export interface UploadResult {
+  /** MD5 of the whole file, base64, hashed from the bytes read for the upload (no extra pass over the file). */
+  readonly md5: string;
   /** The object's URL without any query string (a SAS token never leaves the target). */
   readonly url: string;
   /** Bytes sent in this attempt. */
@@ -97,4 +103,36 @@ export function stripQueries(text: string): string {
 export function httpStatus(error: unknown): number | null {
   const e = error as { statusCode?: number; $metadata?: { httpStatusCode?: number } } | null;
   return e?.statusCode ?? e?.$metadata?.httpStatusCode ?? null;
+}
+
+/**
+ * The whole file's MD5 from pieces that arrive out of order (parallel reads): each is hashed once all before it
+ * are, so the file is read once for the upload and its checksum together.
+ */
+export class OrderedMd5 {
+  readonly #hash: Hash = createHash('md5');
+  readonly #waiting = new Map<number, Buffer>();
+  #next = 0;
+
+  add(index: number, piece: Buffer): void {
+    this.#waiting.set(index, piece);
+    for (let p = this.#waiting.get(this.#next); p !== undefined; p = this.#waiting.get(this.#next)) {
+      this.#hash.update(p);
+      this.#waiting.delete(this.#next++);
+    }
+  }
+
+  /** Pieces hashed so far. */
+  get hashed(): number {
+    return this.#next;
+  }
+
+  digest(): string {
+    return this.#hash.digest('base64');
+  }
+}
+
+/** A stable short id from a job key, for block ids and resume checks. */
+export function keyHash(key: string): string {
+  return createHash('sha1').update(key).digest('hex').slice(0, 12);
 }
