@@ -7,8 +7,9 @@ import { Redactor } from '../../config/redact.js';
 import type { SegmentUploadedEvent } from '../../recording/events.js';
 import { Recordings } from '../../recording/Recordings.js';
 import { parseRecordSettings } from '../../recording/settings.js';
-import { azureObjects, azureTarget, createContainer, makeSegment, s3Objects, s3Target, storageEnv, waitForCount, type MadeSegment } from '../support/recordingFixtures.js';
-import { AzuriteServer, S3rverServer } from '../support/storageServers.js';
+import { azureObjects, azureTarget, CONTAINER, createContainer, makeSegment, s3Objects, s3Target, storageEnv, waitForCount, type MadeSegment } from '../support/recordingFixtures.js';
+import { BlobServiceClient, ContainerSASPermissions } from '@azure/storage-blob';
+import { AZURITE_KEY, AzuriteServer, S3rverServer } from '../support/storageServers.js';
 
 const OUTAGE_MS = 60_000;
 
@@ -153,6 +154,48 @@ describe('recording upload queue', () => {
         assert.ok(transfer.bytesSkipped > 0 && transfer.unitsSkipped > 0, `${target} resumed the big segment: ${JSON.stringify(transfer)}`);
       }
       for (const error of retries) assert.ok(!error.includes('Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq'), 'no account key in retry errors');
+    } finally {
+      await recordings.close();
+    }
+  });
+
+  it('keeps SAS tokens and account keys out of events, status and errors', { timeout: 60_000 }, async () => {
+    const stateDir = temp();
+    const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(CONTAINER);
+    const sasUrl = await container.generateSasUrl({ permissions: ContainerSASPermissions.parse('rcw'), expiresOn: new Date(Date.now() + 3_600_000) });
+    const sig = new URL(sasUrl).searchParams.get('sig')!;
+    const wrongKey = Buffer.from('not the account key, but as long as one would be').toString('base64');
+    const env = { SAS: sasUrl, BAD_CONN: azurite.connectionString.replace(/AccountKey=[^;]+/, `AccountKey=${wrongKey}`) };
+    const { settings, secrets } = parseRecordSettings(
+      {
+        camera: 'sas',
+        local: { dir: join(stateDir, 'recordings') },
+        upload: { initial_delay_ms: 100, max_delay_ms: 500 },
+        targets: [
+          { type: 'azure-blob', name: 'sas', sas_url: '$SAS' },
+          { type: 'azure-blob', name: 'bad-key', container: CONTAINER, connection_string: '$BAD_CONN' },
+        ],
+      },
+      env,
+    );
+    const redactor = new Redactor();
+    redactor.add(secrets);
+    const recordings = await Recordings.open(settings!, { stateDir, redact: (t) => redactor.redact(t) });
+    const seen: string[] = [];
+    for (const name of ['queued', 'upload-started', 'uploaded', 'upload-retry', 'failed', 'log'] as const) recordings.observer.on(name, (e: unknown) => seen.push(JSON.stringify(e)));
+    const uploadedBySas = new Promise<SegmentUploadedEvent>((resolve) => recordings.observer.on('uploaded', (e) => e.target === 'sas' && resolve(e)));
+    const refused = new Promise<string>((resolve) => recordings.observer.on('upload-retry', (e) => e.target === 'bad-key' && resolve(e.error)));
+    await recordings.start();
+    try {
+      await recordings.queue.add(makeSegment(join(stateDir, 'incoming'), 'video', Date.UTC(2024, 8, 1), 100_000));
+      const event = await uploadedBySas;
+      assert.equal(new URL(event.url).search, '', 'the object URL has no query string');
+      assert.match(await refused, /^403 /, 'the bad key is refused, and the error says how');
+      seen.push(JSON.stringify(recordings.status()), JSON.stringify(recordings.queue.entries()));
+      for (const text of seen) {
+        assert.ok(!text.includes(sig) && !text.includes(encodeURIComponent(sig)), `no SAS signature in ${text.slice(0, 200)}`);
+        assert.ok(!text.includes(wrongKey) && !text.includes(AZURITE_KEY), `no account key in ${text.slice(0, 200)}`);
+      }
     } finally {
       await recordings.close();
     }
