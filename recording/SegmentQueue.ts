@@ -7,7 +7,8 @@ import { planBudget, type DiskAlarm } from './budget.js';
 import { ClosedError, SegmentFileError, VerificationError } from './errors.js';
 import type { RecordingObserverEvents, SegmentInfo, SegmentUploadedEvent } from './events.js';
 import { readMp4Layout, trimToCompleteBoxes } from './mp4.js';
-import { parseSegmentFileName } from './naming.js';
+import { parseSegmentFileName, PARTIAL_SUFFIX } from './naming.js';
+import { isOpenByAnyProcess } from './openFiles.js';
 import type { LocalSettings, UploadSettings } from './settings.js';
 import { describeError, stripQueries, type ResumeState, type UploadTarget } from './target.js';
 import { renderObjectName, type ObjectNameTemplate } from './template.js';
@@ -295,6 +296,7 @@ export class SegmentQueue {
           const info = await stat(path);
           if (parsed.partial) {
             if (Date.now() - info.mtimeMs < settle) continue;
+            if ((await isOpenByAnyProcess(path)) === true) continue;
             const layout = await trimToCompleteBoxes(path);
             if (!layout.playable || layout.fragments === 0) {
               await unlink(path);
@@ -505,6 +507,7 @@ export class SegmentQueue {
   async #add(segment: ClosedSegment): Promise<SegmentEntry> {
     if (this.#closed) throw new ClosedError('the segment queue is closed');
     this.#writing.delete(segment.path);
+    this.#writing.delete(segment.path + PARTIAL_SUFFIX);
     const known = [...this.#active.values()].find((e) => e.path === segment.path) ?? this.#history.find((e) => e.path === segment.path);
     if (known) return known;
     let size: number;

@@ -34,6 +34,12 @@ function probe(path: string): Probe {
   return { durationS: Number(parsed.format?.duration ?? NaN), codecs: (parsed.streams ?? []).map((s) => s.codec_name), packets: Number(packets.out.trim()), errors: (info.err + packets.err).trim() };
 }
 
+/** A queue with no target over a recordings folder, as the control plane opens it at start. */
+function openQueue(recordingsDir: string, stateDir: string): Promise<SegmentQueue> {
+  const { settings } = parseRecordSettings({ local: { dir: recordingsDir } }, {});
+  return SegmentQueue.open({ stateDir, recordingsDir, camera: 'cam', objectName: settings!.objectName, local: settings!.local, upload: settings!.upload, targets: [], orphanSettleMs: 200 });
+}
+
 function harness(dir: string, options: Partial<RecorderHarnessOptions> = {}): JsonChild {
   const o: RecorderHarnessOptions = { dir, segmentMs: 60_000, fragmentMs: FRAGMENT_MS, audio: false, ...options };
   return new JsonChild(RECORDER_HARNESS, [JSON.stringify(o)]);
@@ -75,6 +81,19 @@ describe('Recorder (engine side, node-gtk in a child process)', () => {
     assert.ok(Math.abs(p.durationS - recordedS) <= FRAGMENT_MS / 1000, `ffprobe ${p.durationS} s vs ${recordedS} s recorded`);
     assert.ok(Math.abs(p.durationS - segment.durationMs / 1000) <= FRAGMENT_MS / 1000, `ffprobe ${p.durationS} s vs ${segment.durationMs} ms reported`);
     assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.part')), [], 'no .part left');
+
+    // The control plane went down with the engine before it queued the segment: the next start queues it.
+    const queue = await openQueue(dir, join(temp(), 'recording'));
+    try {
+      const queued = new Promise<{ source: string; durationMs: number; start: string }>((resolve) => queue.observer.once('queued', resolve));
+      await queue.start();
+      const event = await queued;
+      assert.equal(event.source, 'recovered');
+      assert.equal(event.start, new Date(segment.startMs).toISOString(), 'the start read back from the name');
+      assert.ok(Math.abs(event.durationMs - segment.durationMs) <= 100, `duration from the file's header (${event.durationMs} ms) as reported (${segment.durationMs} ms)`);
+    } finally {
+      await queue.close();
+    }
   });
 
   it('leaves a file playable up to its last fragment on SIGKILL, which the queue recovers, trimmed, as a segment', { timeout: 90_000 }, async () => {
@@ -90,17 +109,7 @@ describe('Recorder (engine side, node-gtk in a child process)', () => {
     assert.ok(raw.durationS >= recordedS - 2 * (FRAGMENT_MS / 1000) - 0.5, `the killed file plays ${raw.durationS} s of ${recordedS} s`);
     assert.ok(raw.packets >= 30 * (recordedS - 3), `${raw.packets} frames readable`);
 
-    const { settings } = parseRecordSettings({ local: { dir } }, {});
-    const queue = await SegmentQueue.open({
-      stateDir: join(temp(), 'recording'),
-      recordingsDir: dir,
-      camera: 'cam',
-      objectName: settings!.objectName,
-      local: settings!.local,
-      upload: settings!.upload,
-      targets: [],
-      orphanSettleMs: 200,
-    });
+    const queue = await openQueue(dir, join(temp(), 'recording'));
     try {
       const queued = new Promise<{ source: string; file: string; durationMs: number }>((resolve) => queue.observer.once('queued', resolve));
       await queue.start();
