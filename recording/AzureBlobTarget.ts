@@ -71,8 +71,9 @@ export class AzureBlobTarget implements UploadTarget {
         return { md5, url, bytesSent: 0, bytesSkipped: 0, unitsSkipped: 0, units: 1 };
       }
       let state: AzureResume;
-      if (isAzureResume(job.resume, key)) {
-        state = job.resume;
+      const resuming = isAzureResume(job.resume, key);
+      if (resuming) {
+        state = job.resume as AzureResume;
       } else {
         state = { kind: 'azure-blob', blockSize: this.#options.blockSize, key };
         // Before the first block: a restart must cut the file the same way to find its blocks again.
@@ -82,13 +83,16 @@ export class AzureBlobTarget implements UploadTarget {
       const ids = parts.map((_, i) => blockId(key, i));
       let committed: Array<{ name: string; size: number }> = [];
       let uncommitted: Array<{ name: string; size: number }> = [];
-      try {
-        const list = await blob.getBlockList('all', { abortSignal: signal });
-        committed = list.committedBlocks ?? [];
-        uncommitted = list.uncommittedBlocks ?? [];
-      } catch (error) {
-        // No blob and no staged block yet.
-        if (httpStatus(error) !== 404) throw error;
+      // A first attempt has nothing to find: its block ids are new, and the resume state is saved before any block.
+      if (resuming) {
+        try {
+          const list = await blob.getBlockList('all', { abortSignal: signal });
+          committed = list.committedBlocks ?? [];
+          uncommitted = list.uncommittedBlocks ?? [];
+        } catch (error) {
+          // No blob and no staged block yet.
+          if (httpStatus(error) !== 404) throw error;
+        }
       }
       const alreadyCommitted = committed.length === ids.length && committed.every((b, i) => b.name === ids[i] && b.size === parts[i]![1]);
       const staged = new Set(uncommitted.map((b) => `${b.name}/${b.size}`));

@@ -714,7 +714,8 @@ export class SegmentQueue {
       if (error.code !== 'ENOENT') throw error;
     });
     this.observer.emit('local-deleted', { segment: info(entry, this.#options.camera), reason });
-    await this.#persist(entry);
+    // No journal write of its own: the history line holds the final state, and a crash before it is finished
+    // again at the next open (an uploaded entry whose file is gone).
     await this.#retire(entry);
   }
 
