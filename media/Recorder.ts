@@ -263,7 +263,9 @@ export class Recorder {
   #run: RecordingRun | null = null;
   /** Runs finishing (a caps change), awaited by stop(). */
   readonly #finishing = new Set<Promise<void>>();
-  #capsVersion = -1;
+  /** Caps of the stream as the running segment's pipeline was built for (wrapper, and text). */
+  #capsObject: HubSample['caps'] = null;
+  #capsText: string | null = null;
   #state: RecorderStateName = 'stopped';
   #stopping: Promise<void> | null = null;
   #segments = 0;
@@ -316,13 +318,21 @@ export class Recorder {
 
   /** Runs inside the producer's `new-sample` handler (its streaming thread waits): only notice, build later. */
   #onSample(item: HubSample): void {
-    if (!item.caps || item.capsVersion === this.#capsVersion || this.#stopping) return;
-    this.#capsVersion = item.capsVersion;
-    const caps = item.caps.toString();
-    // Building a pipeline (PLAYING, attachConsumer's key frame request upstream into the producer) from inside the
-    // producer's signal handler deadlocked: the producer's thread holds what those calls wait for. A timer runs
-    // once the handler has returned (setImmediate may run before it, as PipelineRunner notes).
-    setTimeout(() => this.#build(caps), 0);
+    // The caps wrapper is the same object until the caps or the producer change: a reference compare per sample.
+    // (capsVersion counts per producer, so a swapped producer can repeat the last one's number.)
+    if (!item.caps || item.caps === this.#capsObject || this.#stopping) return;
+    this.#capsObject = item.caps;
+    try {
+      const caps = item.caps.toString();
+      if (caps === this.#capsText) return;
+      this.#capsText = caps;
+      // Building a pipeline (PLAYING, attachConsumer's key frame request upstream into the producer) from inside the
+      // producer's signal handler deadlocked: the producer's thread holds what those calls wait for. A timer runs
+      // once the handler has returned (setImmediate may run before it, as PipelineRunner notes).
+      setTimeout(() => this.#build(caps), 0);
+    } catch {
+      // RxJS would rethrow a subscriber's error on a timer, which ends the process.
+    }
   }
 
   #build(caps: string): void {

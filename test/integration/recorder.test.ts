@@ -141,4 +141,25 @@ describe('Recorder (engine side, node-gtk in a child process)', () => {
       await child.kill('SIGTERM');
     }
   });
+
+  it('finishes the open segment and starts a new one when a hot swap changes the producer\'s caps', { timeout: 90_000 }, async () => {
+    const dir = temp();
+    const child = harness(dir, { swapAfterMs: 3_000, swapSize: '640x480' });
+    try {
+      const first = (await child.waitFor((e) => e.type === 'segment', 40_000)).segment as { path: string; durationMs: number };
+      const second = await child.waitFor((e) => e.type === 'opened' && e.path !== undefined, 20_000, child.events.findIndex((e) => e.type === 'swapped'));
+      await child.waitFor((e) => e.type === 'frames' && (e.at as number) - (second.at as number) >= 2_000, 30_000);
+      child.child.kill('SIGTERM');
+      const last = (await child.waitFor((e) => e.type === 'segment' && (e.segment as { path: string }).path !== first.path, 30_000)).segment as { path: string };
+      const size = (path: string) =>
+        execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', path], { encoding: 'utf8' }).trim();
+      assert.equal(probe(first.path).errors, '');
+      assert.equal(probe(last.path).errors, '');
+      assert.equal(size(first.path), '320,240');
+      assert.equal(size(last.path), '640,480');
+      assert.ok(first.durationMs >= 2_500, `the first segment ran until the swap (${first.durationMs} ms)`);
+    } finally {
+      await child.kill('SIGTERM');
+    }
+  });
 });

@@ -17,6 +17,9 @@ export interface RecorderHarnessOptions {
   /** x264 bitrate, kbit/s. */
   readonly bitrate?: number;
   readonly keyInt?: number;
+  /** Swap the producer for one at `swapSize` (e.g. 640x480) this long after the first segment opened (a hot swap). */
+  readonly swapAfterMs?: number;
+  readonly swapSize?: string;
 }
 
 export const RECORDER_HARNESS = fileURLToPath(import.meta.url);
@@ -40,9 +43,21 @@ async function main(): Promise<void> {
   const loop = GLib.MainLoop.new(null, false);
   setImmediate(() => loop.run());
   const hub = new SampleHub();
-  const producer = Gst.parseLaunch(producerLaunch(options)) as InstanceType<typeof Gst.Pipeline>;
-  const detach = ['video', ...(options.audio ? ['audio'] : [])].map((name) => hub.attachProducer(producer.getByName(name)!));
+  let producer = Gst.parseLaunch(producerLaunch(options)) as InstanceType<typeof Gst.Pipeline>;
+  let detach = ['video', ...(options.audio ? ['audio'] : [])].map((name) => hub.attachProducer(producer.getByName(name)!));
   producer.setState(Gst.State.PLAYING);
+  const swap = () => {
+    // As PipelineRunner swaps a main pipeline: the old producer's signals off, NULL on a later tick, the new one in.
+    for (const fn of detach) fn();
+    const old = producer;
+    setTimeout(() => old.setState(Gst.State.NULL), 30);
+    const [width, height] = (options.swapSize ?? '640x480').split('x').map(Number);
+    producer = Gst.parseLaunch(producerLaunch({ ...options, width: width!, height: height! })) as InstanceType<typeof Gst.Pipeline>;
+    detach = ['video', ...(options.audio ? ['audio'] : [])].map((name) => hub.attachProducer(producer.getByName(name)!));
+    producer.setState(Gst.State.PLAYING);
+    report({ type: 'swapped', at: Date.now() });
+  };
+  let swapping = false;
   // Audio is muxed only if its caps are known when video starts: wait for both, as a running engine would have them.
   const wanted = options.audio ? ['video', 'audio'] : ['video'];
   while (!wanted.every((name) => hub.stats()[name]?.caps)) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -54,7 +69,13 @@ async function main(): Promise<void> {
     segmentMs: options.segmentMs,
     fragmentMs: options.fragmentMs,
     hub,
-    onOpened: (path, startMs) => report({ type: 'opened', path, startMs, at: Date.now() }),
+    onOpened: (path, startMs) => {
+      report({ type: 'opened', path, startMs, at: Date.now() });
+      if (options.swapAfterMs !== undefined && !swapping) {
+        swapping = true;
+        setTimeout(swap, options.swapAfterMs);
+      }
+    },
     onSegment: (segment) => report({ type: 'segment', segment: { ...segment }, at: Date.now() }),
     onState: (state, error) => report({ type: 'state', state, error }),
     onLog: (level, msg) => report({ type: 'log', level, msg }),
