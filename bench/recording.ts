@@ -165,7 +165,15 @@ async function upload(): Promise<void> {
       const delays: number[] = [];
       for (let run = 0; run < RUNS; run++) {
         const made: MadeSegment[] = Array.from({ length: files }, (_, i) => makeSegment(join(work, `in-${target}-${run}`), 'video', Date.UTC(2025, 0, 1 + run) + i * 60_000, mib * MIB));
+        const serverPid = (target === 'azure' ? azurite.pid : s3.pid)!;
+        /** Client (this process) and server CPU ms per MiB over a phase. */
+        const cpuMark = () => ({ client: process.cpuUsage(), server: cpuSeconds([serverPid]) });
+        const cpuPerMiB = (mark: ReturnType<typeof cpuMark>) => {
+          const c = process.cpuUsage(mark.client);
+          return { client: (c.user + c.system) / 1000 / (files * mib), server: ((cpuSeconds([serverPid]) - mark.server) * 1000) / (files * mib) };
+        };
         // Baseline first: the SDK's one call per file, one file after another (as the queue does).
+        const bCpu = cpuMark();
         const b0 = performance.now();
         for (const [i, m] of made.entries()) {
           const name = `baseline/${target}/${run}/${i}.mp4`;
@@ -173,6 +181,7 @@ async function upload(): Promise<void> {
           else await s3client.send(new PutObjectCommand({ Bucket: BUCKET, Key: name, Body: readFileSync(m.path) }));
         }
         const baseline = (files * mib) / ((performance.now() - b0) / 1000);
+        const baselineCpu = cpuPerMiB(bCpu);
         // S3 only: the SDK's own multipart calls with the queue's parts and concurrency, nothing else (s3rver
         // copies the parts into the object on completion, a cost of the server that PutObject does not have).
         let multipart: number | null = null;
@@ -183,16 +192,19 @@ async function upload(): Promise<void> {
         }
         const stateDir = mkdtempSync(join(work, 'state-'));
         const q = await queueFor(stateDir, target, env);
+        const qCpu = cpuMark();
         const q0 = performance.now();
         for (const m of made) await q.recordings.queue.add(m);
         await q.waitFor(files);
         const through = (files * mib) / ((performance.now() - q0) / 1000);
+        const queueCpu = cpuPerMiB(qCpu);
         await q.recordings.close();
         ratios.push(through / baseline);
         if (multipart !== null) mpRatios.push(through / multipart);
         rows.push(
           `  run ${run + 1}: queue ${through.toFixed(1)} MiB/s, SDK ${baseline.toFixed(1)} MiB/s, ratio ${(through / baseline).toFixed(3)}` +
-            (multipart !== null ? `; plain SDK multipart ${multipart.toFixed(1)} MiB/s, ratio ${(through / multipart).toFixed(3)}` : ''),
+            (multipart !== null ? `; plain SDK multipart ${multipart.toFixed(1)} MiB/s, ratio ${(through / multipart).toFixed(3)}` : '') +
+            ` | CPU ms/MiB client+server: queue ${queueCpu.client.toFixed(1)}+${queueCpu.server.toFixed(1)}, SDK ${baselineCpu.client.toFixed(1)}+${baselineCpu.server.toFixed(1)}`,
         );
 
         // Paced: a 2 MiB segment every second, as a 16 Mb/s recorder with 1 s segments would hand them over.
