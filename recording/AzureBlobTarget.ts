@@ -3,7 +3,8 @@ import { AnonymousCredential, BlobServiceClient, ContainerClient, type BlockBlob
 import { SegmentFileError, UploadError, VerificationError } from './errors.js';
 import { openSegment, readPiece } from './localFile.js';
 import type { AzureBlobTargetSettings } from './settings.js';
-import { describeError, httpStatus, inParallel, keyHash, OrderedMd5, pieces, withoutQuery, type ResumeState, type UploadJob, type UploadResult, type UploadTarget } from './target.js';
+import { md5OfFile } from './fileMd5.js';
+import { describeError, httpStatus, inParallel, keyHash, pieces, withoutQuery, type ResumeState, type UploadJob, type UploadResult, type UploadTarget } from './target.js';
 
 /** What the journal keeps to resume a blob upload: the block size (so the file is cut the same way again). */
 interface AzureResume {
@@ -65,7 +66,7 @@ export class AzureBlobTarget implements UploadTarget {
     const key = keyHash(job.key);
     try {
       if (job.size === 0) {
-        const md5 = new OrderedMd5().digest();
+        const md5 = createHash('md5').digest('base64');
         await blob.upload(Buffer.alloc(0), 0, { blobHTTPHeaders: this.#headers(job, md5), metadata: { ...job.metadata }, abortSignal: signal });
         await this.#verify(blob, job, md5, signal);
         return { md5, url, bytesSent: 0, bytesSkipped: 0, unitsSkipped: 0, units: 1 };
@@ -96,18 +97,16 @@ export class AzureBlobTarget implements UploadTarget {
       }
       const alreadyCommitted = committed.length === ids.length && committed.every((b, i) => b.name === ids[i] && b.size === parts[i]![1]);
       const staged = new Set(uncommitted.map((b) => `${b.name}/${b.size}`));
-      const todo = parts.map(([offset, length], i) => ({ i, offset, length, send: !alreadyCommitted && !staged.has(`${ids[i]}/${length}`) }));
-      const sent = todo.filter((p) => p.send);
-      const bytesSkipped = job.size - sent.reduce((sum, p) => sum + p.length, 0);
+      const todo = parts.map(([offset, length], i) => ({ i, offset, length })).filter((p) => !alreadyCommitted && !staged.has(`${ids[p.i]}/${p.length}`));
+      const bytesSkipped = job.size - todo.reduce((sum, p) => sum + p.length, 0);
       let done = bytesSkipped;
-      const whole = new OrderedMd5();
       const handle = await openSegment(job.path, job.size);
+      // The whole file's MD5 (stored as Content-MD5, and checked) on a worker thread, while the blocks go.
+      const whole = md5OfFile(job.path);
+      whole.catch(() => undefined);
       try {
-        // Skipped blocks are read too: the whole file's MD5 (stored as Content-MD5, and checked) needs every byte.
-        await inParallel(todo, this.#options.concurrency, async ({ i, offset, length, send }) => {
+        await inParallel(todo, this.#options.concurrency, async ({ i, offset, length }) => {
           const body = await readPiece(handle, job.path, offset, length);
-          whole.add(i, body);
-          if (!send) return;
           const md5 = createHash('md5').update(body).digest();
           await blob.stageBlock(ids[i]!, body, length, { transactionalContentMD5: md5, abortSignal: signal });
           done += length;
@@ -116,11 +115,11 @@ export class AzureBlobTarget implements UploadTarget {
       } finally {
         await handle.close();
       }
-      const md5 = whole.digest();
+      const md5 = await whole;
       // An earlier attempt committed, and its answer (or our journal write) was lost: only the check is left.
       if (!alreadyCommitted) await blob.commitBlockList(ids, { blobHTTPHeaders: this.#headers(job, md5), metadata: { ...job.metadata }, abortSignal: signal });
       await this.#verify(blob, job, md5, signal);
-      return { md5, url, bytesSent: job.size - bytesSkipped, bytesSkipped, unitsSkipped: ids.length - sent.length, units: ids.length };
+      return { md5, url, bytesSent: job.size - bytesSkipped, bytesSkipped, unitsSkipped: ids.length - todo.length, units: ids.length };
     } catch (error) {
       if (error instanceof SegmentFileError || error instanceof VerificationError || signal.aborted) throw error;
       throw new UploadError(describeError(error), httpStatus(error));

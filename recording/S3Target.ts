@@ -10,7 +10,8 @@ import {
 import { SegmentFileError, UploadError, VerificationError } from './errors.js';
 import { openSegment, readPiece } from './localFile.js';
 import { S3_MIN_PART, type S3TargetSettings } from './settings.js';
-import { describeError, httpStatus, inParallel, keyHash, OrderedMd5, pieces, type ResumeState, type UploadJob, type UploadResult, type UploadTarget } from './target.js';
+import { md5OfFile } from './fileMd5.js';
+import { describeError, httpStatus, inParallel, keyHash, pieces, type ResumeState, type UploadJob, type UploadResult, type UploadTarget } from './target.js';
 
 /** S3 allows at most this many parts per upload. */
 const MAX_PARTS = 10_000;
@@ -119,20 +120,18 @@ export class S3Target implements UploadTarget {
       }
       const parts = pieces(job.size, state.partSize);
       const etags = [...state.etags];
-      const todo = parts.map(([offset, length], i) => ({ i, offset, length, send: !etags[i] }));
-      const sent = todo.filter((p) => p.send);
-      const bytesSkipped = job.size - sent.reduce((sum, p) => sum + p.length, 0);
+      const todo = parts.map(([offset, length], i) => ({ i, offset, length })).filter((p) => !etags[p.i]);
+      const bytesSkipped = job.size - todo.reduce((sum, p) => sum + p.length, 0);
       let done = bytesSkipped;
-      const whole = new OrderedMd5();
       // Saves one after another, in the order parts finish.
       let saving = Promise.resolve();
       const handle = await openSegment(job.path, job.size);
+      // The whole file's MD5 (the ETag of some S3-compatible servers, the journal, the event) on a worker thread.
+      const whole = md5OfFile(job.path);
+      whole.catch(() => undefined);
       try {
-        // Parts already stored are read too, for the whole file's MD5 (the ETag check of some servers needs it).
-        await inParallel(todo, this.#options.concurrency, async ({ i, offset, length, send }) => {
+        await inParallel(todo, this.#options.concurrency, async ({ i, offset, length }) => {
           const body = await readPiece(handle, job.path, offset, length);
-          whole.add(i, body);
-          if (!send) return;
           const md5 = createHash('md5').update(body).digest();
           const answer = await this.#client.send(
             new UploadPartCommand({ Bucket, Key, UploadId: state.uploadId, PartNumber: i + 1, Body: body, ContentLength: length, ContentMD5: md5.toString('base64') }),
@@ -152,7 +151,7 @@ export class S3Target implements UploadTarget {
         await handle.close();
         await saving.catch(() => undefined);
       }
-      const md5 = whole.digest();
+      const md5 = await whole;
       try {
         await this.#client.send(
           new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: state.uploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag: `"${ETag}"` })) } }),
@@ -169,7 +168,7 @@ export class S3Target implements UploadTarget {
         }
       }
       await this.#verify(job, md5, etags, signal);
-      return { md5, url, bytesSent: job.size - bytesSkipped, bytesSkipped, unitsSkipped: parts.length - sent.length, units: parts.length };
+      return { md5, url, bytesSent: job.size - bytesSkipped, bytesSkipped, unitsSkipped: parts.length - todo.length, units: parts.length };
     } catch (error) {
       if (error instanceof SegmentFileError || error instanceof VerificationError || error instanceof UploadError || signal.aborted) throw error;
       throw new UploadError(describeError(error), httpStatus(error));

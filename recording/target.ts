@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { TargetSettings } from './settings.js';
 
 /** JSON a target persists in the queue's journal to resume an upload after a crash. */
@@ -103,33 +103,6 @@ export function stripQueries(text: string): string {
 export function httpStatus(error: unknown): number | null {
   const e = error as { statusCode?: number; $metadata?: { httpStatusCode?: number } } | null;
   return e?.statusCode ?? e?.$metadata?.httpStatusCode ?? null;
-}
-
-/**
- * The whole file's MD5 from pieces that arrive out of order (parallel reads): each is hashed once all before it
- * are, so the file is read once for the upload and its checksum together.
- */
-export class OrderedMd5 {
-  readonly #hash: Hash = createHash('md5');
-  readonly #waiting = new Map<number, Buffer>();
-  #next = 0;
-
-  add(index: number, piece: Buffer): void {
-    this.#waiting.set(index, piece);
-    for (let p = this.#waiting.get(this.#next); p !== undefined; p = this.#waiting.get(this.#next)) {
-      this.#hash.update(p);
-      this.#waiting.delete(this.#next++);
-    }
-  }
-
-  /** Pieces hashed so far. */
-  get hashed(): number {
-    return this.#next;
-  }
-
-  digest(): string {
-    return this.#hash.digest('base64');
-  }
 }
 
 /** A stable short id from a job key, for block ids and resume checks. */
