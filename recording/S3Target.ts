@@ -141,16 +141,20 @@ export class S3Target implements UploadTarget {
           if (!etag) throw new UploadError(`part ${i + 1}: no ETag in the answer`);
           if (this.#settings.verifyEtag && etag !== md5.toString('hex')) throw new UploadError(`part ${i + 1}: stored ETag ${etag} is not the part's MD5 ${md5.toString('hex')}`);
           etags[i] = etag;
-          saving = saving.then(() => job.saveResume({ ...state, etags: [...etags] }));
-          await saving;
-          // Reported once persisted: a crash after this point does not send the part again.
-          done += length;
-          job.onProgress(done);
+          // The lane goes on with its next part while the journal write (an fsync) happens; progress is reported
+          // once persisted, so a crash after that point does not send the part again.
+          const snapshot = { ...state, etags: [...etags] };
+          saving = saving.then(async () => {
+            await job.saveResume(snapshot);
+            done += length;
+            job.onProgress(done);
+          });
         });
       } finally {
         await handle.close();
         await saving.catch(() => undefined);
       }
+      await saving;
       const md5 = await whole;
       try {
         await this.#client.send(

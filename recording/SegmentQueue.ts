@@ -180,6 +180,8 @@ export class SegmentQueue {
   /** Paths known to the queue (active or history), so a file is never queued twice. */
   readonly #paths = new Set<string>();
   readonly #origins = new Set<string>();
+  /** Paths of finished segments whose file is gone by the journal (one still on disk is a leftover to delete). */
+  readonly #retiredPaths = new Set<string>();
   /** Files a live recorder has open (from the engine's `record-segment-opened`). */
   readonly #writing = new Set<string>();
   /** Journal writes per entry, one after another (a later state must never be overwritten by an earlier one). */
@@ -291,7 +293,12 @@ export class SegmentQueue {
         if (!parsed) continue;
         const path = join(dir, name);
         const finalPath = join(dir, parsed.finalName);
-        if (this.#paths.has(finalPath) || this.#writing.has(path)) continue;
+        if (this.#writing.has(path)) continue;
+        if (this.#paths.has(finalPath)) {
+          // Uploaded and retired, but the process died before the file went: finish that.
+          if (!parsed.partial && this.#retiredPaths.has(path)) await unlink(path).catch(() => undefined);
+          continue;
+        }
         try {
           const info = await stat(path);
           if (parsed.partial) {
@@ -442,6 +449,7 @@ export class SegmentQueue {
     }
     for (const entry of history.values()) this.#nextSeq = Math.max(this.#nextSeq, entry.seq + 1);
     this.#history = [...history.values()].sort((a, b) => a.seq - b.seq);
+    for (const entry of this.#history) if (entry.local === 'deleted') this.#retiredPaths.add(entry.path);
     for (const entry of [...this.#history, ...this.#active.values()]) {
       this.#paths.add(entry.path);
       if (entry.origin) this.#origins.add(entry.origin);
@@ -493,6 +501,7 @@ export class SegmentQueue {
     await appendLineDurable(join(this.#historyDir, `${day(Date.now())}.jsonl`), JSON.stringify(entry));
     await unlink(this.#entryPath(entry)).catch(() => undefined);
     this.#history.push(entry);
+    if (entry.local === 'deleted') this.#retiredPaths.add(entry.path);
   }
 
   #pruneHistory(): void {
@@ -654,7 +663,15 @@ export class SegmentQueue {
       });
       const complete = this.#complete(entry);
       if (complete) this.#markUploaded(entry);
-      await this.#persist(entry);
+      const retireNow = complete && !this.#options.local.keepUploaded && entry.local === 'present';
+      if (retireNow) {
+        // The history line (fsynced) says uploaded and deleted before the file goes: one durable write, not two.
+        // A crash between the two leaves a file the next scan deletes.
+        entry.local = 'deleted';
+        await this.#retire(entry);
+      } else {
+        await this.#persist(entry);
+      }
       const event: SegmentUploadedEvent = {
         type: 'recording-uploaded',
         camera: this.#options.camera,
@@ -670,8 +687,12 @@ export class SegmentQueue {
         delayMs: Math.max(0, Date.now() - (entry.startMs + entry.durationMs)),
       };
       this.observer.emit('uploaded', event);
-      if (complete && !this.#options.local.keepUploaded) await this.#deleteLocal(entry, 'uploaded');
-      else if (complete) await this.#serially(() => this.#budget());
+      if (retireNow) {
+        await unlink(entry.path).catch(() => undefined);
+        this.observer.emit('local-deleted', { segment, reason: 'uploaded' });
+      } else if (complete) {
+        await this.#serially(() => this.#budget());
+      }
       return { empty: false };
     } catch (error) {
       if (signal.aborted) throw error;
