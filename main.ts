@@ -38,8 +38,10 @@ IoT Edge: with IOTEDGE_WORKLOADURI (set by the IoT Edge runtime) or EdgeHubConne
 string; EdgeModuleCACertificateFile adds a CA) the module twin drives the module instead of a file.
   EVENTS_OUTPUT (events)      module output for pipeline state events
   ANALYSIS_OUTPUT (inference) module output for analyzers' detections
+  RECORDINGS_OUTPUT (recordings) module output for a message per uploaded recording segment
   REPORT_INTERVAL_MS (1000)   reported properties are coalesced over this window
-  STATE_DIR (<tmp>/gst-iotedge-state)  a private folder (0700) that keeps the last applied desired document, run at start until the hub answers
+  STATE_DIR (<tmp>/gst-iotedge-state)  a private folder (0700) that keeps the last applied desired document, run at start until the hub answers,
+                     and recording's journal and segments (twin key record; in twin-file mode too)
 
 Environment: LOG_LEVEL (info), GST_DEBUG (passed to GStreamer).`;
 
@@ -88,6 +90,12 @@ async function check(path: string): Promise<number> {
   } finally {
     await engine.shutdown();
   }
+  if (config.recording) {
+    const r = config.recording;
+    const what = [...r.streams.map((s) => `stream ${s.stream}`), ...r.folders.map((f) => `folder ${f.path}`)].join(', ');
+    console.log(`✓ record: ${what} in ${r.segmentMs / 1000} s segments -> ${r.targets.map((t) => t.name).join(', ') || 'local only'}`);
+  }
+  for (const warning of config.recordWarnings) console.log(`! ${warning}`);
   for (const key of config.unknownKeys) console.log(`! unknown key "${key}" ignored`);
   if (config.pipelines.length === 0) console.log('! no pipeline: nothing would run');
   console.log(failures === 0 ? `${path}: valid` : `${path}: ${failures} pipeline(s) do not parse`);
@@ -163,8 +171,10 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
   let redact: (text: string) => string = (text) => text;
   const engine = new EngineClient({ policy, onOutput: (line) => engineLog.info({ stream: 'gstreamer' }, redact(line)) });
   const useHub = iotHubConfigured(process.env);
-  // IoT Hub mode keeps the last applied document in a private folder, which no media root may serve.
-  const stateDir = useHub ? resolve(process.env.STATE_DIR ?? join(tmpdir(), 'gst-iotedge-state')) : undefined;
+  // IoT Hub mode keeps the last applied document in a private folder, which no media root may serve. Recording
+  // keeps its journal there too, in file mode as well (prepared when `record` is first applied).
+  const recordingStateDir = resolve(process.env.STATE_DIR ?? join(tmpdir(), 'gst-iotedge-state'));
+  const stateDir = useHub ? recordingStateDir : undefined;
   if (stateDir) {
     try {
       await prepareStateDir(stateDir);
@@ -172,12 +182,12 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
       throw new StartupError(`STATE_DIR: ${(error as Error).message}`);
     }
   }
-  const plane = new ControlPlane({ logger, engine, stateDir });
+  const plane = new ControlPlane({ logger, engine, stateDir, recordingStateDir });
   redact = (text) => plane.redactor.redact(text);
   const metrics = new Metrics();
   metrics.observe(plane);
   const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger, analysis$: plane.analysisResults$ });
-  const web = new WebServers({ applied$: plane.applied$, status$: plane.status$, metrics, webrtc: gateway, logger });
+  const web = new WebServers({ applied$: plane.applied$, status$: plane.status$, metrics, webrtc: gateway, logger, recordings: plane.recordings });
   installCrashPolicy(logger, metrics, redact);
 
   // Signals are taken from the start: a SIGTERM while the hub connects (or a cached document starts) still stops

@@ -1,5 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BehaviorSubject, filter, firstValueFrom, Subject, type Observable } from 'rxjs';
 import { createActor, fromPromise, waitFor } from 'xstate';
@@ -16,15 +18,19 @@ import {
 import { errorMessage, PipelineParseError } from '../config/errors.js';
 import { resolveDesired } from '../config/resolve.js';
 import { maskUserinfo, Redactor } from '../config/redact.js';
-import type { EngineEvent, EngineStats, RtspConfig, SignalMessage, WebRtcMode, WebRtcPeerSpec } from '../ipc/protocol.js';
+import type { EngineEvent, EngineStats, RecordEvent, RtspConfig, SignalMessage, WebRtcMode, WebRtcPeerSpec } from '../ipc/protocol.js';
 import { configMachine, type ApplyInput, type ConfigActor, type ValidateInput } from '../machines/config.js';
 import type { EngineDeathCause } from '../machines/engine.js';
 import { pipelineMachine, pipelineStateName, STOP_MARGIN_MS, type PipelineActor } from '../machines/pipeline.js';
 import { pipelineChildren, pipelinesMachine, type PipelinesActor } from '../machines/pipelines.js';
 import { planSwap } from '../machines/swapPlan.js';
+import type { RecordingsStatus } from '../recording/Recordings.js';
+import type { SegmentQueue } from '../recording/SegmentQueue.js';
+import type { SegmentUploadedEvent } from '../recording/events.js';
 import type { AnalyzerObserverEvents } from './AnalyzerSupervisor.js';
 import { Analyzers, type AnalysisEvent, type AnalysisStatus, type AnalyzersOptions } from './Analyzers.js';
 import { EngineUnavailableError, type EngineStatus, type EngineStreamEvent, type MediaEngine } from './EngineClient.js';
+import { ModuleRecordings, RECORD_EVENT_TYPES, type ModuleRecordingsOptions, type RecordingsPort } from './ModuleRecordings.js';
 import { pipelineRunLogic } from './pipelineRunActor.js';
 import { sourceProbeLogic } from './sourceProbe.js';
 
@@ -61,6 +67,12 @@ export interface StatusDocument {
   webrtc: { mode: WebRtcMode | null; peers: number };
   /** Video analysis: each analyzer of the applied config (twin key `analyzers`). */
   analysis: Record<string, AnalysisStatus>;
+  /**
+   * Recording (twin key `record`): segments written, queued, uploaded, failed and dropped, bytes pending, the oldest
+   * pending segment's age, upload throughput, the disk alarm, each target and recorder; null while off. Counts
+   * only, no list of segments (reported properties are capped at 32 KB; /api/recordings lists them).
+   */
+  recording: RecordingsStatus | null;
 }
 
 /** What happened, for outputs that report events (IoT Hub output messages, metrics, the status page). */
@@ -70,7 +82,9 @@ export type ControlPlaneEvent =
   /** The media engine went down (it died, hung or failed to start); it is restarted with backoff. */
   | { type: 'engine-down'; cause: EngineDeathCause | 'failed-to-start'; reason: string }
   /** A detection (IoT Hub output `ANALYSIS_OUTPUT`), or an analyzer process down (restarted with backoff). */
-  | AnalysisEvent;
+  | AnalysisEvent
+  /** A recorded segment verified on one upload target (IoT Hub output `RECORDINGS_OUTPUT`). */
+  | SegmentUploadedEvent;
 
 /** Engine events that concern WebRTC peers, and `down` when the engine is gone. */
 export type WebRtcEngineEvent = Extract<EngineStreamEvent, { type: 'webrtc-signal' | 'webrtc-state' | 'down' }>;
@@ -99,6 +113,13 @@ export interface ControlPlaneOptions {
   readonly stateDir?: string;
   /** Makes analyzers' supervisors (default: real worker processes); unit tests give fakes. */
   readonly createAnalyzer?: AnalyzersOptions['create'];
+  /**
+   * Recording's state folder (journal, and segments unless `record.local.dir`): STATE_DIR in IoT Hub mode, the file
+   * mode's own otherwise (default `<tmp>/gst-iotedge-state`); made private (0700) when `record` is first applied.
+   */
+  readonly recordingStateDir?: string;
+  /** Recording's upload targets (default: the real clients); tests give fakes. */
+  readonly createRecordingTarget?: ModuleRecordingsOptions['createTarget'];
 }
 
 function iso(ms: number): string {
@@ -111,6 +132,13 @@ function analysisWarnings(config: ResolvedConfig): string[] {
     const source = config.analysis.analyzers.find((a) => a.name === name)!.source;
     return `analyzer "${name}" reads inference name=${source.kind === 'element' ? source.element : ''}, which no pipeline has: it waits for one`;
   });
+}
+
+/** Recorded streams that no pipeline publishes (no `appsink name=<stream>`): their recorders wait for one (a warning). */
+function recordingWarnings(config: ResolvedConfig): string[] {
+  const streams = config.recording?.streams ?? [];
+  const published = (stream: string) => config.pipelines.some((p) => new RegExp(`\\bname=["']?${stream.replace(/[.]/g, '\\.')}["']?(\\s|$)`).test(p.template));
+  return streams.filter((s) => !published(s.stream)).map((s) => `record.streams: no pipeline has appsink name=${s.stream}: its recorder waits for the stream`);
 }
 
 /**
@@ -134,6 +162,10 @@ export class ControlPlane {
   readonly analysisResults$: Observable<FrameResult>;
   /** Analyzers' monitoring events (metrics: detections, latency, fps, drops, restarts). */
   readonly analysisObserver: EventEmitter<AnalyzerObserverEvents>;
+  /** Recording's segment queue while `record` is on (metrics follow each new one). */
+  readonly recordingQueue$: BehaviorSubject<SegmentQueue | null>;
+  /** Recorded segments for the web server (`/api/recordings`). */
+  readonly recordings: RecordingsPort;
   readonly #logger: Logger;
   readonly #env: NodeJS.ProcessEnv;
   /** The media engine: only the control plane talks to it. */
@@ -145,6 +177,10 @@ export class ControlPlane {
   readonly #pipelines: PipelinesActor;
   /** One supervised worker process per analyzer of the applied config, and the engine's taps for them. */
   readonly #analyzers: Analyzers;
+  /** The applied `record` setting's queue, targets and watched folders, and the engine's recorders; survives engine crashes. */
+  readonly #recording: ModuleRecordings;
+  /** Where recording keeps its journal (and segments by default). */
+  readonly #recordingStateDir: string;
   /** Last logged state per pipeline, so a log line is written per change, not per snapshot. */
   readonly #lastLogged = new Map<string, string>();
   #configStatus: StatusDocument['config'] = {
@@ -177,6 +213,19 @@ export class ControlPlane {
     this.analysisObserver = this.#analyzers.observer;
     this.#analyzers.events$.subscribe((event) => this.events$.next(event));
     this.#analyzers.changed$.subscribe(() => this.#publish());
+    this.#recordingStateDir = options.recordingStateDir ?? options.stateDir ?? join(tmpdir(), 'gst-iotedge-state');
+    this.#recording = new ModuleRecordings({
+      logger: this.#logger,
+      redact: (text) => this.redactor.redact(text),
+      send: (command) => this.#engine.send(command),
+      stateDir: this.#recordingStateDir,
+      env: this.#env,
+      createTarget: options.createRecordingTarget,
+    });
+    this.recordingQueue$ = this.#recording.queue$;
+    this.recordings = this.#recording.port;
+    this.#recording.uploaded$.subscribe((event) => this.events$.next(event));
+    this.#recording.changed$.subscribe(() => this.#publish());
     this.status$ = new BehaviorSubject<StatusDocument>(this.#buildStatus());
     const engineLog = this.#logger.child({ component: 'engine' });
     const engine = this.#engine;
@@ -185,12 +234,15 @@ export class ControlPlane {
       else if (event.type === 'rtsp') this.#onRtsp(event);
       else if (event.type === 'stats') this.#onStats(event.stats);
       else if (event.type === 'analysis-tap' || event.type === 'analysis-decoder' || event.type === 'down') this.#analyzers.onEngineEvent(event);
+      if (RECORD_EVENT_TYPES.has(event.type)) this.#recording.engineEvent(event as RecordEvent);
+      else if (event.type === 'down') this.#recording.engineStopped();
     });
     engine.lifecycle$.subscribe((event) => {
       if (event.type === 'ready') {
         engineLog.info({ pid: event.pid, event: 'engine-ready' }, 'media engine ready');
         if (this.#rtspConfig) engine.send({ type: 'rtsp', config: this.#rtspConfig });
         this.#analyzers.engineReady();
+        this.#recording.engineReady();
         this.#pipelines.send({ type: 'ENGINE_READY' });
       } else if (event.type === 'failedToStart') {
         engineLog.error({ event: 'engine-failed-to-start', reason: event.reason }, `media engine failed to start: ${event.reason}`);
@@ -232,7 +284,7 @@ export class ControlPlane {
         status: 'applied',
         appliedVersion: config.version,
         error: null,
-        warnings: [...config.unknownKeys.map((k) => `unknown key "${k}" ignored`), ...analysisWarnings(config)],
+        warnings: [...config.unknownKeys.map((k) => `unknown key "${k}" ignored`), ...analysisWarnings(config), ...config.recordWarnings, ...recordingWarnings(config)],
         at: iso(Date.now()),
       };
       this.#logger.info({ event: 'config-applied', version: config.version, pipelines: config.pipelines.map((p) => p.name) }, 'desired config applied');
@@ -279,12 +331,16 @@ export class ControlPlane {
     if (this.#closing) return;
     this.#closing = true;
     this.#config.stop();
-    // Stopped pipelines stay in the status, so the last reported document says how each one ended.
+    // Stopped pipelines stay in the status, so the last reported document says how each one ended. Recorders get
+    // EOS with them, while the engine is up to tell the segment it finalised.
     await Promise.all([
       ...[...pipelineChildren(this.#pipelines.getSnapshot()).keys()].map((name) => this.#stopPipeline(name, false)),
       this.#analyzers.close(),
+      this.#recording.stopRecorders(),
     ]);
+    await this.#recording.flushFolders();
     await this.#engine.shutdown();
+    await this.#recording.close();
     this.#publish();
   }
 
@@ -301,8 +357,9 @@ export class ControlPlane {
    * verdict on the document: the check waits for the engine to be back and runs again.
    */
   async #validate({ desired, applied }: ValidateInput): Promise<ResolvedConfig> {
-    const next = resolveDesired(parseDesired(desired.document), this.#env, { stateDir: this.#stateDir });
+    const next = resolveDesired(parseDesired(desired.document), this.#env, { stateDir: this.#stateDir, recordingStateDir: this.#recordingStateDir });
     this.redactor.add(next.secrets);
+    await this.#recording.check(next.recording);
     const { start } = planSwap(applied, next);
     const checks: Array<{ name: string; launch: string }> = [...start, ...next.extraLaunches];
     for (const { name, launch } of checks) {
@@ -347,6 +404,10 @@ export class ControlPlane {
     this.#analyzers.apply(next.analysis);
     for (const pipeline of plan.start) this.#spawnPipeline(pipeline, next.restartPolicy);
     this.#publish();
+    // After the pipelines: a queue that cannot open fails the apply (reported) without holding them up.
+    await this.#recording.apply(next.recording).catch((error: unknown) => {
+      throw new Error(`recording: ${errorMessage(error)}`);
+    });
   }
 
   /** The set of pipeline actors, each with a runner that starts its pipeline in the engine. */
@@ -460,6 +521,7 @@ export class ControlPlane {
       rtsp: structuredClone(this.#rtspStatus),
       webrtc: { mode: this.applied$.value?.webrtcResolved.mode ?? null, peers: this.#webrtcPeers },
       analysis: this.#analyzers.status(),
+      recording: this.#recording?.status() ?? null,
     };
   }
 

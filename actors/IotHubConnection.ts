@@ -5,7 +5,7 @@ import azureIotDeviceMqtt from 'azure-iot-device-mqtt';
 import type { Logger } from 'pino';
 import { auditTime, filter, firstValueFrom, Subject, type Subscription } from 'rxjs';
 import { createActor, fromPromise } from 'xstate';
-import { DEFAULT_ANALYSIS_OUTPUT } from '../config/defaults.js';
+import { DEFAULT_ANALYSIS_OUTPUT, DEFAULT_RECORDINGS_OUTPUT } from '../config/defaults.js';
 import { iotHubConnectionMachine, type IotHubConnectionActor } from '../machines/iotHubConnection.js';
 import type { ControlPlane, ControlPlaneEvent, StatusDocument } from './ControlPlane.js';
 import { applyPatch, capReported, reportedPatch } from './reportedPatch.js';
@@ -29,6 +29,8 @@ export interface IotHubOptions {
   readonly eventsOutput?: string;
   /** Module output that analyzers' detections go to (env ANALYSIS_OUTPUT, default `inference`). */
   readonly analysisOutput?: string;
+  /** Module output that a message per uploaded recording segment goes to (env RECORDINGS_OUTPUT, default `recordings`). */
+  readonly recordingsOutput?: string;
   /** Reported-property updates are coalesced over this window (env REPORT_INTERVAL_MS). */
   readonly reportIntervalMs?: number;
   /** Where the last applied desired document is kept, to run it at start while the hub is out of reach (env STATE_DIR). */
@@ -83,6 +85,8 @@ export class IotHubConnection {
   readonly #eventsOutput: string;
   /** Where detections go (their rate limit is each analyzer's own, `analyzers.<name>.events`). */
   readonly #analysisOutput: string;
+  /** Where uploaded segments are announced (one message per segment and target, not rate-limited: at most one per segment length). */
+  readonly #recordingsOutput: string;
   readonly #reportIntervalMs: number;
   /** The last applied desired document, run at start until the hub answers. */
   readonly #lastDesired: StateFile;
@@ -113,6 +117,7 @@ export class IotHubConnection {
     this.#env = options.env ?? process.env;
     this.#eventsOutput = options.eventsOutput ?? this.#env.EVENTS_OUTPUT ?? 'events';
     this.#analysisOutput = options.analysisOutput ?? (this.#env.ANALYSIS_OUTPUT || DEFAULT_ANALYSIS_OUTPUT);
+    this.#recordingsOutput = options.recordingsOutput ?? (this.#env.RECORDINGS_OUTPUT || DEFAULT_RECORDINGS_OUTPUT);
     this.#reportIntervalMs = options.reportIntervalMs ?? Number(this.#env.REPORT_INTERVAL_MS ?? 1_000);
     this.#lastDesired = new StateFile(join(options.stateDir, 'last-desired.json'));
     this.#maxEvents = options.maxEvents ?? 20;
@@ -242,7 +247,23 @@ export class IotHubConnection {
       if (event.status === 'applied' && document !== undefined) this.#cache(document);
     }
     if (event.type === 'detection') this.#sendDetection(event);
+    else if (event.type === 'recording-uploaded') this.#sendRecording(event);
     else this.#sendEvent(event);
+  }
+
+  /** One uploaded segment: where it is (URL without query string), when it starts, how long and big it is. */
+  #sendRecording(event: Extract<ControlPlaneEvent, { type: 'recording-uploaded' }>): void {
+    const client = this.#client;
+    if (!client) return;
+    const message = new Message(JSON.stringify(event));
+    message.contentType = 'application/json';
+    message.contentEncoding = 'utf-8';
+    message.properties.add('type', 'recording-uploaded');
+    message.properties.add('camera', event.camera);
+    message.properties.add('stream', event.stream);
+    client.sendOutputEvent(this.#recordingsOutput, message).catch((error: unknown) => {
+      this.#log.warn(`recording message not sent: ${errorText(error)}`);
+    });
   }
 
   /** One detection, flat as Stream Analytics reads it (camera, timestamp, class, score, box; `dropped` by the limit). */

@@ -3,6 +3,8 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Observable, Subscription } from 'rxjs';
 import type { EngineStats } from '../ipc/protocol.js';
 import { PIPELINE_STATES } from '../machines/pipeline.js';
+import { RecordingMetrics } from '../recording/metrics.js';
+import type { SegmentQueue } from '../recording/SegmentQueue.js';
 import type { AnalyzerObserverEvents } from './AnalyzerSupervisor.js';
 import { AnalysisMetrics } from './analysisMetrics.js';
 import type { ControlPlaneEvent, StatusDocument } from './ControlPlane.js';
@@ -14,6 +16,8 @@ export interface MetricsSource {
   readonly stats$: Observable<EngineStats | null>;
   /** Analyzers' monitoring events (video analysis metrics). */
   readonly analysisObserver?: EventEmitter<AnalyzerObserverEvents>;
+  /** Recording's queue while `record` is on (recording metrics). */
+  readonly recordingQueue$?: Observable<SegmentQueue | null>;
 }
 
 /** `gst-iotedge` -> `gst_iotedge`: a module name as a Prometheus metric prefix. */
@@ -57,6 +61,8 @@ export class Metrics {
   readonly #analysis: AnalysisMetrics;
   /** Stops following analyzers' observer. */
   #stopAnalysis: (() => void) | null = null;
+  /** Recording: segments written, uploaded, failed, dropped; bytes pending, oldest pending age, throughput, disk alarm. */
+  readonly #recording: RecordingMetrics;
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
     this.prefix = metricPrefix(env.IOTEDGE_MODULEID ?? 'gst_iotedge');
@@ -89,6 +95,7 @@ export class Metrics {
     this.#uncaught = new Counter({ name: `${p}_uncaught_errors_total`, help: 'Exceptions and rejections no handler caught (logged; the module kept running)', labelNames: ['kind'], registers });
     for (const kind of ['exception', 'rejection']) this.#uncaught.inc({ kind }, 0);
     this.#analysis = new AnalysisMetrics(this.registry, p);
+    this.#recording = new RecordingMetrics(this.registry, p);
     this.#webrtcPeers.set(0);
     this.#engineUp.set(0);
     for (const result of ['applied', 'rejected']) this.#twinUpdates.inc({ result }, 0);
@@ -120,6 +127,7 @@ export class Metrics {
       plane.stats$.subscribe((stats) => stats && this.#onStats(stats)),
     );
     if (plane.analysisObserver) this.#stopAnalysis = this.#analysis.observe(plane.analysisObserver);
+    if (plane.recordingQueue$) this.#subscriptions.push(plane.recordingQueue$.subscribe((queue) => this.#recording.observe(queue)));
   }
 
   observeUncaught(kind: 'exception' | 'rejection'): void {
@@ -133,6 +141,7 @@ export class Metrics {
   close(): void {
     for (const s of this.#subscriptions) s.unsubscribe();
     this.#stopAnalysis?.();
+    this.#recording.observe(null);
   }
 
   #onStats(stats: EngineStats): void {

@@ -80,6 +80,35 @@ export const DEFAULT_DECODER: DecoderChoice = 'auto';
 export const DEFAULT_ANALYSIS_OUTPUT = 'inference';
 
 /**
+ * Recording (twin key `record`, see recording/README.md) when the key leaves a setting out: the `video` stream with
+ * `audio` muxed in when it has AAC or Opus, 60 s segments of 1 s fragments (what a crash loses at most), a 2 GiB
+ * local budget whose alarm rises at 90 %, uploads with the pipelines' doubling backoff from 1 s to 60 s in 4 MiB
+ * blocks (S3's parts are at least 5 MiB), four at a time, uploaded segments listed by /api/recordings for 7 days.
+ */
+export const DEFAULT_RECORD = {
+  enabled: true,
+  streams: ['video'] as readonly string[],
+  audio: 'audio',
+  segmentSeconds: 60,
+  fragmentMs: 1_000,
+  objectName: '{camera}/{stream}/{yyyy}/{MM}/{dd}/{start}.mp4',
+  local: { maxBytes: 2 * 1024 ** 3, keepUploaded: false, whenFull: 'drop-oldest', alarmAt: 0.9 },
+  upload: { initialDelayMs: 1_000, maxDelayMs: 60_000, blockSize: 4 * 1024 ** 2, concurrency: 4, requestTimeoutMs: 120_000, historyDays: 7 },
+} as const;
+
+/** One watched folder of `record.folders` (a pipeline's own splitmuxsink or hlssink2 files). */
+export const DEFAULT_RECORD_FOLDER = {
+  pattern: '*.mp4',
+  settleMs: 2_000,
+  /** At least `settle_ms`. */
+  idleCloseMs: 30_000,
+  objectName: '{camera}/{stream}/{yyyy}/{MM}/{dd}/{name}{ext}',
+} as const;
+
+/** The IoT Hub module output that a message per uploaded segment goes to (env `RECORDINGS_OUTPUT`). */
+export const DEFAULT_RECORDINGS_OUTPUT = 'recordings';
+
+/**
  * How to show a listening address in a URL to copy: a wildcard address is reached as localhost.
  *
  * @example

@@ -16,6 +16,7 @@ import {
 } from './defaults.js';
 import { checkDocumentBounds, unknownKeys, validateDesired } from './schema.js';
 import { parseAnalysisSettings, type AnalysisSettings } from './analysis.js';
+import type { RecordSettings } from '../recording/settings.js';
 
 import type { EosPolicy, RestartPolicy } from './defaults.js';
 
@@ -98,6 +99,8 @@ export interface DesiredConfig {
   readonly webrtc: WebRtcSettings;
   /** Twin keys `analyzers` and `decoder` (config/analysis.ts): no analyzers and `auto` when absent. */
   readonly analysis: AnalysisSettings;
+  /** Twin key `record` as the schema let it through: expanded and checked by resolveDesired (recording/settings.ts). */
+  readonly record: unknown;
   /** Keys this version does not know (`pipline`, `rtsp.prot`): reported, not fatal, so a newer twin still runs. */
   readonly unknownKeys: readonly string[];
 }
@@ -109,7 +112,7 @@ export interface ResolvedPipeline extends PipelineSpec {
 }
 
 /** A desired document with every pipeline expanded. */
-export interface ResolvedConfig extends Omit<DesiredConfig, 'pipelines'> {
+export interface ResolvedConfig extends Omit<DesiredConfig, 'pipelines' | 'record'> {
   readonly pipelines: readonly ResolvedPipeline[];
   /** What the engine's RTSP server gets: expanded launch per mount. */
   readonly rtspServer: RtspConfig;
@@ -118,6 +121,10 @@ export interface ResolvedConfig extends Omit<DesiredConfig, 'pipelines'> {
   readonly extraLaunches: ReadonlyArray<{ readonly name: string; readonly launch: string }>;
   /** Every value that came from the environment, for the redactor. */
   readonly secrets: ReadonlyMap<string, string>;
+  /** Recording (twin key `record`), expanded and checked; null: off. Its secrets are in `secrets`. */
+  readonly recording: RecordSettings | null;
+  /** Unknown settings inside `record` the schema's walk cannot see (list entries): reported as warnings. */
+  readonly recordWarnings: readonly string[];
 }
 
 export const MAIN_PIPELINE = 'main';
@@ -200,6 +207,7 @@ export function parseDesired(document: unknown): DesiredConfig {
     metrics: metricsSettingsOf(section(desired.metrics)),
     webrtc: webrtcSettingsOf(section(desired.webrtc)),
     analysis: parseAnalysisSettings(desired),
+    record: desired.record,
     unknownKeys: unknownKeys(desired),
   };
 }

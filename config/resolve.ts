@@ -1,6 +1,6 @@
 /**
  * From a checked desired document to what runs: every launch line expanded into values (config/launch.ts), the
- * media folder checked, the WebRTC mode decided.
+ * media folder checked, the WebRTC mode decided, the `record` settings expanded and checked (recording/settings.ts).
  */
 import { realpathSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
@@ -9,11 +9,14 @@ import { MAIN_PIPELINE, PLAYER_MOUNT, type DesiredConfig, type ResolvedConfig, t
 import { ConfigError } from './errors.js';
 import { expand } from './expand.js';
 import { expandLaunch } from './launch.js';
+import { parseRecordSettings } from '../recording/settings.js';
 
 /** What resolving needs to know of the module beyond the document. */
 export interface ResolveOptions {
   /** The module's state folder (`STATE_DIR`): the media folder must not be or hold it, or /media would serve it. */
   readonly stateDir?: string;
+  /** Where recording keeps its journal and segments (STATE_DIR, or the file mode's own): with `record` on, the media folder must not hold it either. */
+  readonly recordingStateDir?: string;
 }
 
 /** The path and, where it exists, the path with symbolic links followed. */
@@ -90,6 +93,9 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv, op
   const rtspServer: RtspConfig = { port: config.rtsp.port, address: config.rtsp.address, mounts };
   const mediaRoot = expand(config.http.mediaRoot, env, 'http.media_root').text;
   checkMediaRoot(mediaRoot, options.stateDir);
+  const record = parseRecordSettings(config.record, env);
+  remember(record.secrets);
+  if (record.settings && options.recordingStateDir !== undefined) checkMediaRoot(mediaRoot, options.recordingStateDir);
   const main = pipelines.find((p) => p.name === MAIN_PIPELINE);
   const sharesVideo = main !== undefined && hasVideoAppsink(main.launch);
   const webrtcLaunch = extraLaunches.find((l) => l.name === 'webrtc_pipeline')?.launch ?? null;
@@ -106,5 +112,10 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv, op
       return text;
     }),
   };
-  return { ...config, http: { ...config.http, mediaRoot }, pipelines, extraLaunches, secrets, rtspServer, webrtcResolved };
+  // The raw `record` value may quote inline credentials: only the parsed settings go on.
+  const { record: _raw, ...rest } = config;
+  // Keys the schema's walk reported already are not reported twice.
+  const known = new Set(config.unknownKeys);
+  const recordWarnings = record.warnings.filter((w) => !known.has(w.split(' ')[0]!));
+  return { ...rest, http: { ...config.http, mediaRoot }, pipelines, extraLaunches, secrets, rtspServer, webrtcResolved, recording: record.settings, recordWarnings };
 }

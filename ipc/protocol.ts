@@ -63,6 +63,49 @@ export interface AnalysisTapSpec {
   readonly keyFramesOnly: boolean;
 }
 
+/** One recorder the engine runs: a hub stream into MP4 segments (twin key `record`, see recording/README.md). */
+export interface RecorderSpec {
+  /** Unique per engine; the stream's name is a good one. */
+  readonly name: string;
+  /** Sample hub stream with H.264 or H.265 (a main pipeline's `appsink name=video`). */
+  readonly stream: string;
+  /** Hub stream muxed into the same segments when it exists (AAC or Opus); null: video only. */
+  readonly audio: string | null;
+  /** Folder the segments are written into (the queue's recordings folder). */
+  readonly dir: string;
+  readonly segmentMs: number;
+  readonly fragmentMs: number;
+}
+
+/** A segment file the recorder finished (closed by splitmuxsink, renamed from `.part`). */
+export interface RecordedSegment {
+  readonly recorder: string;
+  readonly stream: string;
+  readonly path: string;
+  /** UTC start, ms since 1970 (the pipeline clock's running time of its first buffer, mapped to the wall clock). */
+  readonly startMs: number;
+  readonly durationMs: number;
+  readonly size: number;
+  /** An audio track is in the file. */
+  readonly audio: boolean;
+}
+
+export type RecorderStateName = 'waiting' | 'recording' | 'stopping' | 'stopped' | 'failed';
+
+/**
+ * Recording, control plane -> engine: the full set of recorders to run; new ones start, missing or changed ones
+ * stop gracefully (their segment is finished). Sent on every apply that changes it and again to every new engine.
+ */
+export type RecordCommand = { type: 'record-configure'; recorders: readonly RecorderSpec[] };
+
+/** Recording, engine -> control plane. Media never crosses: the engine writes files, the control plane uploads them. */
+export type RecordEvent =
+  /** A segment file was opened (`.part`): not a crash remnant while this engine lives. */
+  | { type: 'record-segment-opened'; recorder: string; stream: string; path: string; startMs: number }
+  /** A segment is finished: queue it. */
+  | { type: 'record-segment'; segment: RecordedSegment }
+  | { type: 'record-state'; recorder: string; state: RecorderStateName; error: string | null };
+
 /** Counters the engine sends every second (metrics, status). */
 export interface EngineStats {
   /** Per sample-hub stream (named appsink): buffers and bytes so far, caps as text. */
@@ -89,7 +132,8 @@ export type EngineCommand =
    */
   | { type: 'analysis'; taps: readonly AnalysisTapSpec[]; decoder: DecoderChoice }
   /** Are you there? Answered with `pong` at once (the hang watchdog asks when the engine has been silent). */
-  | { type: 'ping' };
+  | { type: 'ping' }
+  | RecordCommand;
 
 /** Engine -> control plane. */
 export type EngineEvent =
@@ -118,7 +162,8 @@ export type EngineEvent =
   | { type: 'analysis-tap'; analyzer: string; port: number | null; decoder: string | null; error: string | null }
   /** Decoder ranks applied for the `decoder` setting: factories changed, and the families asked for but missing. */
   | { type: 'analysis-decoder'; choice: DecoderChoice; raised: string[]; lowered: string[]; missing: string[] }
-  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; pipeline?: string };
+  | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; pipeline?: string }
+  | RecordEvent;
 
 /** A check of one field's value. */
 type Check = (value: unknown) => boolean;
@@ -145,6 +190,9 @@ const RUN = { pipeline: str, run: num };
 const DECODER = oneOf('auto', 'software', 'nvcodec', 'vaapi', 'v4l2');
 const ANALYSIS_SOURCE: Check = (v) => fields({ kind: oneOf('element'), element: str })(v) || fields({ kind: oneOf('stream'), stream: str })(v);
 const TAP_SPEC = fields({ analyzer: str, source: ANALYSIS_SOURCE, fps: num, inputSize: num, keyFramesOnly: bool });
+const RECORDER_SPEC = fields({ name: str, stream: str, audio: nullable(str), dir: str, segmentMs: num, fragmentMs: num });
+const RECORDED_SEGMENT = fields({ recorder: str, stream: str, path: str, startMs: num, durationMs: num, size: num, audio: bool });
+const RECORDER_STATE = oneOf('waiting', 'recording', 'stopping', 'stopped', 'failed');
 
 /** The fields of every engine event, by type: what {@link isEngineEvent} checks. */
 const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check> } = {
@@ -163,6 +211,9 @@ const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check>
   'analysis-tap': { analyzer: str, port: nullable(num), decoder: nullable(str), error: nullable(str) },
   'analysis-decoder': { choice: DECODER, raised: arrayOf(str), lowered: arrayOf(str), missing: arrayOf(str) },
   log: { level: oneOf('debug', 'info', 'warn', 'error'), msg: str, pipeline: optional(str) },
+  'record-segment-opened': { recorder: str, stream: str, path: str, startMs: num },
+  'record-segment': { segment: RECORDED_SEGMENT },
+  'record-state': { recorder: str, state: RECORDER_STATE, error: nullable(str) },
 };
 
 /** The fields of every command, by type: what {@link isEngineCommand} checks. */
@@ -186,6 +237,7 @@ const COMMAND_FIELDS: { readonly [T in EngineCommand['type']]: Record<string, Ch
   shutdown: { timeoutMs: num },
   analysis: { taps: arrayOf(TAP_SPEC), decoder: DECODER },
   ping: {},
+  'record-configure': { recorders: arrayOf(RECORDER_SPEC) },
 };
 
 function matches(value: unknown, table: Readonly<Record<string, Record<string, Check>>>): boolean {

@@ -3,6 +3,7 @@ import { isEngineCommand, type EngineCommand, type EngineEvent, type EngineStats
 import { AnalysisTaps } from './AnalysisTap.js';
 import { parseLaunch, type GstElement } from './gst.js';
 import { PipelineRunner } from './PipelineRunner.js';
+import { RecorderSet } from './RecorderSet.js';
 import { RtspServer } from './RtspServer.js';
 import { SampleHub } from './SampleHub.js';
 import { WebRtcFanouts } from './WebRtcFanouts.js';
@@ -44,6 +45,8 @@ export class Engine {
   readonly #fanouts: WebRtcFanouts;
   /** Video analysis: a tap per analyzer, and a branch after each named `inference` element of every pipeline. */
   readonly #analysis: AnalysisTaps;
+  /** Recording: one recorder per `record` stream, hub samples into MP4 segments (`record-configure`). */
+  readonly #recorders: RecorderSet;
   /** Set once a shutdown is under way: no pipeline starts after it. */
   #shuttingDown = false;
 
@@ -53,6 +56,7 @@ export class Engine {
     this.#rtsp = new RtspServer(this.#hub, (event) => this.#send(event), (name) => this.#findElement(name));
     this.#fanouts = new WebRtcFanouts(this.#hub, (level, msg) => this.#log(level, msg));
     this.#analysis = new AnalysisTaps(this.#hub, (event) => this.#send(event));
+    this.#recorders = new RecorderSet(this.#hub, (event) => this.#send(event), (level, msg) => this.#log(level, msg));
   }
 
   /**
@@ -74,7 +78,7 @@ export class Engine {
     return { streams: this.#hub.stats(), rtsp: this.#rtsp.stats(), webrtcPeers: this.#peers.size };
   }
 
-  /** Graceful stop of every pipeline (bounded), then exit. Idempotent. */
+  /** Graceful stop of every pipeline and recorder (bounded), then exit. Idempotent. */
   shutdown(timeoutMs: number): void {
     if (this.#shuttingDown) return;
     this.#shuttingDown = true;
@@ -82,13 +86,13 @@ export class Engine {
     this.#fanouts.close();
     this.#rtsp.close();
     this.#analysis.close();
-    if (this.#runners.size === 0) {
-      this.#exit();
-      return;
-    }
+    // Recorders get EOS with the pipelines: the segment being written is finalised and reported before the exit
+    // (within the supervisor's bound, which kills the process at `timeoutMs`).
+    let recordersStopped = false;
+    void this.#recorders.stop(Math.max(500, timeoutMs - 1_000)).finally(() => (recordersStopped = true));
     const deadline = setTimeout(() => this.#exit(), timeoutMs + ENGINE_TEARDOWN_MS);
     const check = setInterval(() => {
-      if (this.#runners.size > 0) return;
+      if (this.#runners.size > 0 || !recordersStopped) return;
       clearTimeout(deadline);
       clearInterval(check);
       this.#exit();
@@ -135,6 +139,9 @@ export class Engine {
         return;
       case 'analysis':
         if (!this.#shuttingDown) this.#analysis.configure(command.taps, command.decoder);
+        return;
+      case 'record-configure':
+        if (!this.#shuttingDown) this.#recorders.configure(command.recorders);
         return;
     }
   }

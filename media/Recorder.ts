@@ -2,7 +2,7 @@ import { existsSync, renameSync, statSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Subscription } from 'rxjs';
-import type { RecordedSegment, RecorderSpec, RecorderStateName } from '../ipc/recording.js';
+import type { RecordedSegment, RecorderSpec, RecorderStateName } from '../ipc/protocol.js';
 import { PARTIAL_SUFFIX, segmentFileName } from '../recording/naming.js';
 import { trimToCompleteBoxes } from '../recording/mp4.js';
 import { GLib, Gst, type GstElement, type GstMessage, type GstPipeline } from './gst.js';

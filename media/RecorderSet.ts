@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import type { RecordEvent, RecorderSpec } from '../ipc/recording.js';
+import type { RecordEvent, RecorderSpec } from '../ipc/protocol.js';
 import { DEFAULT_RESTART_POLICY } from '../config/defaults.js';
 import { backoffDelay } from '../machines/backoff.js';
 import { Recorder } from './Recorder.js';
@@ -23,15 +23,18 @@ const same = (a: RecorderSpec, b: RecorderSpec) => JSON.stringify(a) === JSON.st
 export class RecorderSet {
   readonly #hub: SampleHub;
   readonly #send: (event: RecordEvent) => void;
+  /** The recorders' own warnings (audio that MP4 cannot hold, no EOS in time). */
+  readonly #log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
   /** Running recorders by name, with the spec they run and their consecutive failures. */
   readonly #recorders = new Map<string, { spec: RecorderSpec; recorder: Recorder; failures: number; retry: NodeJS.Timeout | null }>();
   /** Graceful stops under way (a removed spec, a restart). */
   readonly #stopping = new Set<Promise<void>>();
   #closed = false;
 
-  constructor(hub: SampleHub, send: (event: RecordEvent) => void) {
+  constructor(hub: SampleHub, send: (event: RecordEvent) => void, log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void = () => undefined) {
     this.#hub = hub;
     this.#send = send;
+    this.#log = log;
   }
 
   get size(): number {
@@ -79,6 +82,7 @@ export class RecorderSet {
       recorder: new Recorder({
         ...spec,
         hub: this.#hub,
+        onLog: (level, msg) => this.#log(level, msg),
         onOpened: (path, startMs) => this.#send({ type: 'record-segment-opened', recorder: spec.name, stream: spec.stream, path, startMs }),
         onSegment: (segment) => {
           entry.failures = 0;

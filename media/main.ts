@@ -15,8 +15,23 @@ function send(event: EngineEvent): void {
   }
 }
 
+/**
+ * Exits once the IPC channel has written what was sent (a recorder's last `record-segment` goes out just before
+ * the exit); bounded, for a channel that no longer drains.
+ */
+function exitAfterFlush(): void {
+  const exit = () => process.exit(0);
+  setTimeout(exit, 1_000).unref();
+  try {
+    if (process.connected && process.send) process.send({ type: 'log', level: 'debug', msg: 'media engine exiting' } satisfies EngineEvent, () => exit());
+    else exit();
+  } catch {
+    exit();
+  }
+}
+
 Gst.init(null);
-const engine = new Engine({ send, exit: () => process.exit(0) });
+const engine = new Engine({ send, exit: exitAfterFlush });
 // Engine.handle checks each message and never throws.
 process.on('message', (message: unknown) => engine.handle(message));
 // The control plane is gone (killed, crashed): finish recordings and leave, nobody is left to supervise us.

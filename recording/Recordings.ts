@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { RecordEvent, RecorderSpec, RecorderStateName } from '../ipc/recording.js';
+import type { RecordEvent, RecorderSpec, RecorderStateName } from '../ipc/protocol.js';
 import { FolderWatcher } from './FolderWatcher.js';
 import { SegmentQueue, type RecordingStatus } from './SegmentQueue.js';
 import type { RecordSettings, UploadSettings, TargetSettings } from './settings.js';

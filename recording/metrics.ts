@@ -59,10 +59,12 @@ export class RecordingMetrics {
     for (const reason of ['disk-budget', 'max-age']) this.#dropped.inc({ reason }, 0);
   }
 
-  /** Follows a queue (the previous one is let go). */
-  observe(queue: SegmentQueue): void {
+  /** Follows a queue (the previous one is let go); null: none (recording off), the gauges read 0. */
+  observe(queue: SegmentQueue | null): void {
     this.#detach?.();
+    this.#detach = null;
     this.#queue = queue;
+    if (queue === null) return;
     const o = queue.observer;
     const queued = () => this.#written.inc();
     const uploaded = (e: { target: string; delayMs: number }) => {

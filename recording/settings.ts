@@ -1,3 +1,4 @@
+import { DEFAULT_RECORD, DEFAULT_RECORD_FOLDER } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
 import { expand } from '../config/expand.js';
 import { Redactor } from '../config/redact.js';
@@ -113,8 +114,8 @@ export interface ParsedRecordSettings {
   readonly warnings: readonly string[];
 }
 
-export const DEFAULT_OBJECT_NAME = '{camera}/{stream}/{yyyy}/{MM}/{dd}/{start}.mp4';
-export const DEFAULT_FOLDER_OBJECT_NAME = '{camera}/{stream}/{yyyy}/{MM}/{dd}/{name}{ext}';
+export const DEFAULT_OBJECT_NAME: string = DEFAULT_RECORD.objectName;
+export const DEFAULT_FOLDER_OBJECT_NAME: string = DEFAULT_RECORD_FOLDER.objectName;
 const MIB = 1024 * 1024;
 /** S3 refuses parts under 5 MiB (but the last). */
 export const S3_MIN_PART = 5 * MIB;
@@ -219,18 +220,19 @@ export function parseRecordSettings(value: unknown, env: NodeJS.ProcessEnv): Par
   if (value === undefined || value === null || value === false) return { settings: null, secrets: r.secrets, warnings: r.warnings };
   const rec = r.object(value, 'record');
   r.known(rec, 'record', ['enabled', 'camera', 'streams', 'audio', 'segment_seconds', 'fragment_ms', 'object_name', 'folders', 'local', 'upload', 'targets']);
-  if (!r.boolean(rec.enabled, 'record.enabled', true)) return { settings: null, secrets: r.secrets, warnings: r.warnings };
+  if (!r.boolean(rec.enabled, 'record.enabled', DEFAULT_RECORD.enabled)) return { settings: null, secrets: r.secrets, warnings: r.warnings };
 
   const camera = r.string(rec.camera, 'record.camera') ?? env.IOTEDGE_DEVICEID ?? 'camera';
-  const segmentMs = r.number(rec.segment_seconds, 'record.segment_seconds', 60, 1, 86_400) * 1000;
-  const fragmentMs = r.number(rec.fragment_ms, 'record.fragment_ms', 1000, 100, 60_000);
+  const segmentMs = r.number(rec.segment_seconds, 'record.segment_seconds', DEFAULT_RECORD.segmentSeconds, 1, 86_400) * 1000;
+  const fragmentMs = r.number(rec.fragment_ms, 'record.fragment_ms', DEFAULT_RECORD.fragmentMs, 100, 60_000);
   if (fragmentMs > segmentMs) throw new ConfigError(`record.fragment_ms (${fragmentMs}) must not be longer than record.segment_seconds (${segmentMs / 1000} s)`);
-  const defaultAudio = rec.audio === null ? null : rec.audio === undefined ? 'audio' : r.streamName(rec.audio, 'record.audio');
+  // false (or null in a twin file; a twin patch's null deletes the key): video only.
+  const defaultAudio = rec.audio === null || rec.audio === false ? null : rec.audio === undefined ? DEFAULT_RECORD.audio : r.streamName(rec.audio, 'record.audio');
 
   const folders = foldersOf(r, rec.folders);
   let streams: RecordStreamSettings[];
   if (rec.streams === undefined || rec.streams === null) {
-    streams = folders.length > 0 ? [] : [{ stream: 'video', audio: defaultAudio }];
+    streams = folders.length > 0 ? [] : DEFAULT_RECORD.streams.map((stream) => ({ stream, audio: defaultAudio }));
   } else {
     if (!Array.isArray(rec.streams)) throw new ConfigError(`record.streams must be an array of stream names, got ${r.show(rec.streams)}`);
     streams = rec.streams.map((item: unknown, i) => {
@@ -238,7 +240,7 @@ export function parseRecordSettings(value: unknown, env: NodeJS.ProcessEnv): Par
       if (typeof item === 'string') return { stream: r.streamName(item, where), audio: defaultAudio };
       const obj = r.object(item, where);
       r.known(obj, where, ['stream', 'audio']);
-      return { stream: r.streamName(obj.stream, `${where}.stream`), audio: obj.audio === null ? null : obj.audio === undefined ? defaultAudio : r.streamName(obj.audio, `${where}.audio`) };
+      return { stream: r.streamName(obj.stream, `${where}.stream`), audio: obj.audio === null || obj.audio === false ? null : obj.audio === undefined ? defaultAudio : r.streamName(obj.audio, `${where}.audio`) };
     });
     const seen = new Set<string>();
     for (const [i, s] of streams.entries()) {
@@ -276,16 +278,16 @@ function foldersOf(r: Reader, value: unknown): WatchedFolderSettings[] {
     r.known(obj, where, ['path', 'pattern', 'stream', 'settle_ms', 'idle_close_ms', 'object_name']);
     const path = r.required(obj.path, `${where}.path`, 'the folder the pipeline writes into');
     if (!path.startsWith('/')) throw new ConfigError(`${where}.path must be an absolute path, got ${r.show(path)}`);
-    const pattern = r.string(obj.pattern, `${where}.pattern`) ?? '*.mp4';
+    const pattern = r.string(obj.pattern, `${where}.pattern`) ?? DEFAULT_RECORD_FOLDER.pattern;
     if (pattern.includes('/')) throw new ConfigError(`${where}.pattern is a file name pattern and cannot hold "/", got ${r.show(pattern)}`);
     const fallbackStream = path.replace(/\/+$/, '').split('/').pop()?.replace(/[^A-Za-z0-9_.-]/g, '_') || 'folder';
-    const settleMs = r.number(obj.settle_ms, `${where}.settle_ms`, 2_000, 100, 600_000);
+    const settleMs = r.number(obj.settle_ms, `${where}.settle_ms`, DEFAULT_RECORD_FOLDER.settleMs, 100, 600_000);
     return {
       path,
       pattern,
       stream: obj.stream === undefined ? fallbackStream : r.streamName(obj.stream, `${where}.stream`),
       settleMs,
-      idleCloseMs: r.number(obj.idle_close_ms, `${where}.idle_close_ms`, Math.max(30_000, settleMs), settleMs, 86_400_000),
+      idleCloseMs: r.number(obj.idle_close_ms, `${where}.idle_close_ms`, Math.max(DEFAULT_RECORD_FOLDER.idleCloseMs, settleMs), settleMs, 86_400_000),
       objectName: parseObjectNameTemplate(r.string(obj.object_name, `${where}.object_name`) ?? DEFAULT_FOLDER_OBJECT_NAME, `${where}.object_name`),
     };
   });
@@ -304,25 +306,25 @@ function localOf(r: Reader, value: unknown): LocalSettings {
   if (dir !== null && !dir.startsWith('/')) throw new ConfigError(`record.local.dir must be an absolute path, got ${r.show(dir)}`);
   return {
     dir,
-    maxBytes: r.number(obj.max_bytes, 'record.local.max_bytes', 2 * 1024 * MIB, 1, Number.MAX_SAFE_INTEGER),
+    maxBytes: r.number(obj.max_bytes, 'record.local.max_bytes', DEFAULT_RECORD.local.maxBytes, 1, Number.MAX_SAFE_INTEGER),
     maxAgeMs: obj.max_age_s === undefined || obj.max_age_s === null ? null : r.number(obj.max_age_s, 'record.local.max_age_s', 0, 1, 10 * 365 * 86_400) * 1000,
-    keepUploaded: r.boolean(obj.keep_uploaded, 'record.local.keep_uploaded', false),
-    whenFull: r.oneOf(obj.when_full, 'record.local.when_full', ['drop-oldest', 'drop-newest'] as const, 'drop-oldest'),
-    alarmAt: r.number(obj.alarm_at, 'record.local.alarm_at', 0.9, 0.01, 1, false),
+    keepUploaded: r.boolean(obj.keep_uploaded, 'record.local.keep_uploaded', DEFAULT_RECORD.local.keepUploaded),
+    whenFull: r.oneOf(obj.when_full, 'record.local.when_full', ['drop-oldest', 'drop-newest'] as const, DEFAULT_RECORD.local.whenFull),
+    alarmAt: r.number(obj.alarm_at, 'record.local.alarm_at', DEFAULT_RECORD.local.alarmAt, 0.01, 1, false),
   };
 }
 
 function uploadOf(r: Reader, value: unknown): UploadSettings {
   const obj = value === undefined || value === null ? {} : r.object(value, 'record.upload');
   r.known(obj, 'record.upload', ['initial_delay_ms', 'max_delay_ms', 'block_size', 'concurrency', 'request_timeout_ms', 'history_days']);
-  const initialDelayMs = r.number(obj.initial_delay_ms, 'record.upload.initial_delay_ms', 1_000, 1, 3_600_000);
+  const initialDelayMs = r.number(obj.initial_delay_ms, 'record.upload.initial_delay_ms', DEFAULT_RECORD.upload.initialDelayMs, 1, 3_600_000);
   return {
     initialDelayMs,
-    maxDelayMs: r.number(obj.max_delay_ms, 'record.upload.max_delay_ms', Math.max(60_000, initialDelayMs), initialDelayMs, 3_600_000),
-    blockSize: r.number(obj.block_size, 'record.upload.block_size', 4 * MIB, 64 * 1024, 100 * MIB),
-    concurrency: r.number(obj.concurrency, 'record.upload.concurrency', 4, 1, 16),
-    requestTimeoutMs: r.number(obj.request_timeout_ms, 'record.upload.request_timeout_ms', 120_000, 1_000, 3_600_000),
-    historyMaxAgeMs: r.number(obj.history_days, 'record.upload.history_days', 7, 0, 3650) * 86_400_000,
+    maxDelayMs: r.number(obj.max_delay_ms, 'record.upload.max_delay_ms', Math.max(DEFAULT_RECORD.upload.maxDelayMs, initialDelayMs), initialDelayMs, 3_600_000),
+    blockSize: r.number(obj.block_size, 'record.upload.block_size', DEFAULT_RECORD.upload.blockSize, 64 * 1024, 100 * MIB),
+    concurrency: r.number(obj.concurrency, 'record.upload.concurrency', DEFAULT_RECORD.upload.concurrency, 1, 16),
+    requestTimeoutMs: r.number(obj.request_timeout_ms, 'record.upload.request_timeout_ms', DEFAULT_RECORD.upload.requestTimeoutMs, 1_000, 3_600_000),
+    historyMaxAgeMs: r.number(obj.history_days, 'record.upload.history_days', DEFAULT_RECORD.upload.historyDays, 0, 3650) * 86_400_000,
   };
 }
 

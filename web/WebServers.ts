@@ -4,10 +4,12 @@ import type { Logger } from 'pino';
 import type { BehaviorSubject, Subscription } from 'rxjs';
 import type { StatusDocument } from '../actors/ControlPlane.js';
 import type { Metrics } from '../actors/Metrics.js';
+import type { RecordingsPort } from '../actors/ModuleRecordings.js';
 import { displayHost } from '../config/defaults.js';
 import type { HttpSettings, MetricsSettings, ResolvedConfig } from '../config/desired.js';
 import { boundedFastify, createWebApp } from './app.js';
 import { countRequests, metricsRoute } from './metricsRoute.js';
+import { recordingsRoute } from './recordingsRoute.js';
 import { statusRoutes } from './statusRoutes.js';
 import type { WebRtcGateway } from './WebRtcGateway.js';
 
@@ -21,6 +23,8 @@ export interface WebServersOptions {
   /** WebRTC signalling (/ws) and WHEP, on the web server. */
   readonly webrtc: WebRtcGateway;
   readonly logger: Logger;
+  /** Recorded segments, for /api/recordings (absent: no such route). */
+  readonly recordings?: RecordingsPort;
 }
 
 interface Running<T> {
@@ -46,12 +50,15 @@ export class WebServers {
 
   /** WebRTC signalling (/ws) and WHEP, on the web server. */
   readonly #webrtc: WebRtcGateway;
+  /** Recorded segments (/api/recordings). */
+  readonly #recordings: RecordingsPort | undefined;
 
   constructor(options: WebServersOptions) {
     this.#applied$ = options.applied$;
     this.#status$ = options.status$;
     this.#metrics = options.metrics;
     this.#webrtc = options.webrtc;
+    this.#recordings = options.recordings;
     this.#log = options.logger.child({ component: 'http' });
   }
 
@@ -88,6 +95,7 @@ export class WebServers {
             countRequests(scope, this.#metrics);
             metricsRoute(scope, this.#metrics);
             statusRoutes(scope, this.#status$);
+            if (this.#recordings) recordingsRoute(scope, this.#recordings);
             this.#webrtc.routes(scope);
           },
         });

@@ -10,6 +10,8 @@ import {
   DEFAULT_HTTP_SERVER,
   DEFAULT_METRICS,
   DEFAULT_ON_EOS,
+  DEFAULT_RECORD,
+  DEFAULT_RECORD_FOLDER,
   DEFAULT_RESTART_POLICY,
   DEFAULT_RTSP,
   DEFAULT_WEBRTC,
@@ -24,6 +26,7 @@ type Node = Record<string, unknown> & {
   allOf?: Node[];
   properties?: Record<string, Node>;
   additionalProperties?: Node | boolean;
+  items?: Node;
   then?: Node;
   default?: unknown;
   definitions?: Record<string, Node>;
@@ -52,6 +55,9 @@ function schemaDefaults(node: Node = root, path = '', out = new Map<string, unkn
   }
   const entries = resolved.additionalProperties;
   if (typeof entries === 'object' && entries.then) schemaDefaults(entries.then, path ? `${path}.*` : '*', out);
+  // A list's objects (record.folders): `[]` for its entries.
+  const items = resolved.items;
+  if (items) schemaDefaults(items.then ?? items, `${path}[]`, out);
   return out;
 }
 
@@ -86,6 +92,12 @@ describe('the desired document schema', () => {
       if (typeof value !== 'object') expected.set(`analyzers.*.${snake(field)}`, value);
       else for (const [inner, v] of Object.entries(value)) expected.set(`analyzers.*.${snake(field)}.${snake(inner)}`, v);
     }
+    // Recording: top-level settings, the local and upload sections, and each watched folder's.
+    for (const [field, value] of Object.entries(DEFAULT_RECORD)) {
+      if (typeof value !== 'object' || Array.isArray(value)) expected.set(`record.${snake(field)}`, value);
+      else for (const [inner, v] of Object.entries(value)) expected.set(`record.${field}.${snake(inner)}`, v);
+    }
+    for (const [field, value] of Object.entries(DEFAULT_RECORD_FOLDER)) expected.set(`record.folders[].${snake(field)}`, value);
     for (const [section, values] of Object.entries(sections)) {
       for (const [field, value] of Object.entries(values)) {
         const key = Object.keys((root.properties![section]!.properties ?? {})).find((k) => camel(k) === field);
