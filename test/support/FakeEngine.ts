@@ -17,6 +17,8 @@ export class FakeEngine implements MediaEngine {
   #state: EngineStateName = 'starting';
   #restarts = 0;
   #lastError: string | null = null;
+  /** Recorders the last `record-configure` asked for (a new engine has none). */
+  #recorders = new Set<string>();
   /** Validations waiting for an answer (see {@link holdValidations}). */
   #held: Array<() => void> | null = null;
 
@@ -33,6 +35,7 @@ export class FakeEngine implements MediaEngine {
   /** The engine dies: everything waiting hears `down`, commands are dropped until {@link up}. */
   die(reason = 'killed by signal SIGSEGV'): void {
     this.#state = 'backoff';
+    this.#recorders.clear();
     this.#restarts++;
     this.#lastError = `died: ${reason}`;
     this.events$.next({ type: 'down', reason });
@@ -83,6 +86,20 @@ export class FakeEngine implements MediaEngine {
       this.events$.next({ type: 'state', pipeline: command.pipeline, run: command.run, state: 'playing' });
     } else if (command.type === 'stop') {
       this.events$.next({ type: 'stopped', pipeline: command.pipeline, run: command.run, eos: command.graceful });
+    } else if (command.type === 'record-configure') {
+      // As RecorderSet: a removed recorder stops (its segment finished), a new one waits for its stream.
+      const wanted = new Set(command.recorders.map((r) => r.name));
+      for (const name of this.#recorders) {
+        if (wanted.has(name)) continue;
+        this.#recorders.delete(name);
+        this.events$.next({ type: 'record-state', recorder: name, state: 'stopping', error: null });
+        this.events$.next({ type: 'record-state', recorder: name, state: 'stopped', error: null });
+      }
+      for (const name of wanted) {
+        if (this.#recorders.has(name)) continue;
+        this.#recorders.add(name);
+        this.events$.next({ type: 'record-state', recorder: name, state: 'waiting', error: null });
+      }
     }
   }
 }

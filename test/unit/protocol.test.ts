@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isEngineCommand, isEngineEvent } from '../../ipc/protocol.js';
 
+const SEGMENT = { recorder: 'video', stream: 'video', path: '/s/recordings/video-20240501T120000.000Z.mp4', startMs: 1714564800000, durationMs: 4000, size: 1000, audio: false };
+
 describe('IPC protocol guards', () => {
   it('accept every well-formed engine event', () => {
     const good: unknown[] = [
@@ -20,6 +22,10 @@ describe('IPC protocol guards', () => {
       { type: 'analysis-tap', analyzer: 'people', port: 40000, decoder: 'avdec_h264', error: null },
       { type: 'analysis-tap', analyzer: 'people', port: null, decoder: null, error: 'tap pipeline did not start' },
       { type: 'analysis-decoder', choice: 'nvcodec', raised: [], lowered: [], missing: ['nvcodec'] },
+      { type: 'record-segment-opened', recorder: 'video', stream: 'video', path: '/s/recordings/video-20240501T120000.000Z.mp4.part', startMs: 1714564800000 },
+      { type: 'record-segment', segment: SEGMENT },
+      { type: 'record-state', recorder: 'video', state: 'recording', error: null },
+      { type: 'record-state', recorder: 'video', state: 'failed', error: 'stream video carries video/x-raw' },
     ];
     for (const event of good) assert.equal(isEngineEvent(event), true, JSON.stringify(event));
   });
@@ -45,6 +51,12 @@ describe('IPC protocol guards', () => {
       { type: 'stats', stats: { streams: {}, rtsp: {}, webrtcPeers: Number.NaN } },
       { type: 'analysis-tap', analyzer: 'people', port: '40000', decoder: null, error: null },
       { type: 'analysis-decoder', choice: 'cuda', raised: [], lowered: [], missing: [] },
+      { type: 'record-segment', segment: { ...SEGMENT, size: '1000' } },
+      { type: 'record-segment', segment: { ...SEGMENT, audio: undefined } },
+      { type: 'record-segment', path: SEGMENT.path },
+      { type: 'record-state', recorder: 'video', state: 'paused', error: null },
+      { type: 'record-state', recorder: 'video', state: 'failed' },
+      { type: 'record-segment-opened', recorder: 'video', stream: 'video', path: null, startMs: 0 },
     ];
     for (const event of bad) assert.equal(isEngineEvent(event), false, JSON.stringify(event));
   });
@@ -59,5 +71,11 @@ describe('IPC protocol guards', () => {
     assert.equal(isEngineCommand({ type: 'analysis', taps: [], decoder: 'v4l2' }), true);
     assert.equal(isEngineCommand({ type: 'analysis', taps: [{ ...tap, source: { kind: 'element', stream: 'video' } }], decoder: 'auto' }), false);
     assert.equal(isEngineCommand({ type: 'analysis', taps: [{ ...tap, fps: '5' }], decoder: 'auto' }), false);
+    const recorder = { name: 'video', stream: 'video', audio: 'audio', dir: '/s/recordings', segmentMs: 60_000, fragmentMs: 1_000 };
+    assert.equal(isEngineCommand({ type: 'record-configure', recorders: [recorder, { ...recorder, name: 'cam2', stream: 'cam2', audio: null }] }), true);
+    assert.equal(isEngineCommand({ type: 'record-configure', recorders: [] }), true);
+    assert.equal(isEngineCommand({ type: 'record-configure', recorders: [{ ...recorder, dir: undefined }] }), false);
+    assert.equal(isEngineCommand({ type: 'record-configure', recorders: [{ ...recorder, segmentMs: '60000' }] }), false);
+    assert.equal(isEngineCommand({ type: 'record-configure', recorders: recorder }), false);
   });
 });
