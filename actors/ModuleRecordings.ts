@@ -261,7 +261,7 @@ export class ModuleRecordings {
     const text = this.#options.redact;
     const changed = () => this.changed$.next();
     o.on('queued', (s) => {
-      log.info({ event: 'recording-queued', id: s.id, stream: s.stream, start: s.start, durationMs: s.durationMs, size: s.size, source: s.source }, `segment ${s.file} queued`);
+      log.info({ event: 'recording-queued', id: s.id, stream: s.stream, file: s.file, start: s.start, durationMs: s.durationMs, size: s.size, source: s.source }, `segment ${s.file} queued`);
       changed();
     });
     o.on('uploaded', (e) => {

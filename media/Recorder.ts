@@ -80,9 +80,12 @@ class RecordingRun {
     const aparser = audioCaps ? audioParser(audioCaps) : null;
     if (audioCaps && !aparser) options.onLog?.('warn', `${options.name}: audio stream ${options.audio} carries ${audioCaps.split(',')[0]}, which MP4 cannot hold as it is; recording video only`);
     this.audio = aparser !== null;
+    // filesink unbuffered (buffer-mode 2): its default 64 KiB stdio buffer held a low-bitrate stream's fragments in
+    // memory for seconds (a 300 kbit/s file stayed 0 bytes until closed), so a SIGKILL lost more than a fragment.
     const launch =
       `appsrc name=vsrc ! ${parser} ! splitmuxsink name=mux async-finalize=true muxer-factory=mp4mux ` +
-      `muxer-properties="properties,fragment-duration=(uint)${options.fragmentMs}" max-size-time=${BigInt(options.segmentMs) * 1_000_000n}` +
+      `muxer-properties="properties,fragment-duration=(uint)${options.fragmentMs}" ` +
+      `sink-factory=filesink sink-properties="properties,buffer-mode=(int)2" max-size-time=${BigInt(options.segmentMs) * 1_000_000n}` +
       (aparser ? ` appsrc name=asrc ! ${aparser} ! mux.audio_%u` : '');
     this.#pipeline = Gst.parseLaunch(launch) as GstPipeline;
     this.#mux = this.#pipeline.getByName('mux') as SignalTarget;
