@@ -125,6 +125,14 @@ class RecordingRun {
     }
   }
 
+  /**
+   * Takes no more samples from the hub. Pure JS (no GStreamer call), so it may run inside the producer's `new-sample`
+   * handler: a closed subscriber is skipped for the sample being handed out, so no buffer of new caps reaches this muxer.
+   */
+  detach(): void {
+    for (const consumer of this.#consumers.splice(0)) consumer.unsubscribe();
+  }
+
   /** Ends the run gracefully: no more samples, EOS so the open segment is finalised, NULL (bounded by `timeoutMs`). */
   finish(timeoutMs: number): Promise<void> {
     if (this.#ending || this.#closed) return this.done;
@@ -328,6 +336,9 @@ export class Recorder {
       const caps = item.caps.toString();
       if (caps === this.#capsText) return;
       this.#capsText = caps;
+      // At once, before the hub hands this sample on to the running segment's appsrc (its subscription comes after
+      // this one): the old segment ends with the old caps; the new run is built below, outside this handler.
+      this.#run?.detach();
       // Building a pipeline (PLAYING, attachConsumer's key frame request upstream into the producer) from inside the
       // producer's signal handler deadlocked: the producer's thread holds what those calls wait for. A timer runs
       // once the handler has returned (setImmediate may run before it, as PipelineRunner notes).
