@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { readMp4Layout } from '../../recording/mp4.js';
 import type { RecordingsAnswer } from '../../recording/recordingsQuery.js';
 import type { SegmentUploadedEvent } from '../../recording/events.js';
+import { launchChromium } from '../support/browser.js';
 import { IotHubEmulator, type RecordedEvent } from '../support/iotHubEmulator.js';
 import { MAIN, ModuleProcess, type LogLine, type ReportedDocument } from '../support/ModuleProcess.js';
 import { azureObjects, azureTarget, createContainer, s3Objects, s3Target, storageEnv } from '../support/recordingFixtures.js';
@@ -248,6 +249,23 @@ describe('recording through the module: the main pipeline\'s video into Azure Bl
     }
     const page = await (await fetch(`${base}/wwwroot/index.html`)).text();
     assert.match(page, /recordings\.js/);
+  });
+
+  it('lists recent segments on the status page, which plays a local one', async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${base}/wwwroot/index.html`);
+      const row = page.locator('#recording-segments tr[data-segment]').first();
+      await row.waitFor({ timeout: 30_000 });
+      assert.match(await page.locator('#recording-summary').innerText(), /\d+ written, \d+ queued .*\d+ uploaded/);
+      await row.locator('button').click();
+      // The player has decoded frames of the segment and moves through it.
+      const video = "document.getElementById('recording-player')";
+      await page.waitForFunction(`${video}.readyState >= 2 && ${video}.currentTime > 0.2 && ${video}.videoWidth === 320`, undefined, { timeout: 30_000 });
+    } finally {
+      await browser.close();
+    }
   });
 
   it('reports recording in reported properties and counts it in /metrics', async () => {
