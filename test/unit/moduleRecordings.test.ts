@@ -150,6 +150,20 @@ describe('the control plane records (fake engine, fake target)', () => {
     assert.deepEqual(configures().at(-1)?.recorders, [], 'the last command stopped the recorders');
   });
 
+  it('reports each unknown record setting once, also inside a target, and refuses a media folder holding the state folder', async () => {
+    const { plane, outcome, stateDir } = setup();
+    const record = { ...RECORD, colour: 'red', local: { keep: true }, targets: [{ ...RECORD.targets[0], region: 'x' }] };
+    assert.equal((await outcome(plane.applyDesired({ pipeline: PIPELINE, record }))).status, 'applied');
+    const warnings = plane.status$.value.config.warnings;
+    assert.deepEqual(warnings.filter((w) => w.includes('colour')), ['unknown key "record.colour" ignored']);
+    assert.deepEqual(warnings.filter((w) => w.includes('keep')), ['unknown key "record.local.keep" ignored']);
+    assert.deepEqual(warnings.filter((w) => w.includes('region')), ['record.targets[0].region is not a known setting (ignored)']);
+    const served = await outcome(plane.applyDesired({ pipeline: PIPELINE, record: RECORD, http: { media_root: join(stateDir, '..') } }));
+    assert.equal(served.status, 'rejected');
+    assert.match(served.error ?? '', /http\.media_root must not be or hold the module's state folder/);
+    await plane.close();
+  });
+
   it('warns about a recorded stream no pipeline publishes', async () => {
     const { plane, outcome } = setup();
     await outcome(plane.applyDesired({ pipeline: 'videotestsrc ! fakesink', record: RECORD }));
