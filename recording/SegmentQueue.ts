@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { createActor, fromPromise } from 'xstate';
-import { appendLineDurable, isAtomicTemp, writeFileAtomic } from './atomicFile.js';
+import { appendLineDurable, isAtomicTemp, writeFileAtomic } from '../actors/stateDir.js';
 import { planBudget, type DiskAlarm } from './budget.js';
 import { ClosedError, SegmentFileError, VerificationError } from './errors.js';
 import type { RecordingObserverEvents, SegmentInfo, SegmentUploadedEvent } from './events.js';
