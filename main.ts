@@ -12,15 +12,21 @@ import { auditTime, concatMap } from 'rxjs';
 import { ControlPlane } from './actors/ControlPlane.js';
 import { EngineClient } from './actors/EngineClient.js';
 import { Metrics } from './actors/Metrics.js';
+import { Security } from './actors/Security.js';
 import { prepareStateDir } from './actors/stateDir.js';
 import { ReportedFile, reportedPathFor, watchTwinFile } from './actors/twinFile.js';
 import { DEFAULT_ENGINE_POLICY, type EngineSupervisionPolicy } from './machines/engine.js';
+import { WebAuth } from './web/WebAuth.js';
 import { WebRtcGateway } from './web/WebRtcGateway.js';
 import { WebServers } from './web/WebServers.js';
+import { CertificateError, loadCertificateFiles } from './certs/certificate.js';
 import { parseDesired, resolveDesired } from './config/desired.js';
+import { SAME_ORIGIN_ONLY } from './auth/origin.js';
 import { Redactor } from './config/redact.js';
 
 const DEFAULT_TWIN = new URL('../twins/default.json', import.meta.url).pathname;
+/** The browser pages (the sign-in page embeds their auth.js). */
+const WWWROOT = new URL('../wwwroot', import.meta.url).pathname;
 
 const USAGE = `Usage: gst-iotedge [--twin <twin.json>] [--reported <file>]
        gst-iotedge --check <twin.json>
@@ -57,9 +63,19 @@ async function check(path: string): Promise<number> {
     return 1;
   }
   redactor.add(config.secrets);
+  let failures = 0;
+  if (config.tls?.source === 'files') {
+    try {
+      const cert = await loadCertificateFiles(config.tls.certFile!, config.tls.keyFile!);
+      console.log(`✓ tls: ${cert.subject}, SHA-256 ${cert.fingerprint256}, valid until ${cert.notAfter.toISOString()}`);
+    } catch (error) {
+      failures++;
+      console.error(`✗ tls: ${(error as Error).message}`);
+    }
+  }
+  for (const warning of config.warnings) console.log(`! ${warning}`);
   const engine = new EngineClient({ onOutput: (line) => console.error(redactor.redact(line)) });
   engine.start();
-  let failures = 0;
   try {
     for (const { name, launch } of [...config.pipelines, ...config.extraLaunches]) {
       const error = await engine.validate(launch);
@@ -74,7 +90,7 @@ async function check(path: string): Promise<number> {
   }
   for (const key of config.unknownKeys) console.log(`! unknown key "${key}" ignored`);
   if (config.pipelines.length === 0) console.log('! no pipeline: nothing would run');
-  console.log(failures === 0 ? `${path}: valid` : `${path}: ${failures} pipeline(s) do not parse`);
+  console.log(failures === 0 ? `${path}: valid` : `${path}: ${failures} problem(s)`);
   return failures === 0 ? 0 : 1;
 }
 
@@ -137,6 +153,20 @@ class StartupError extends Error {
 }
 
 /**
+ * `TLS_CERT_FILE` / `TLS_KEY_FILE` from the environment hold for every document, so a certificate and key that
+ * do not belong together (or cannot be read) stop the start with the reason, rather than refusing each document.
+ */
+async function checkTlsEnvironment(env: NodeJS.ProcessEnv): Promise<void> {
+  if (!env.TLS_CERT_FILE) return;
+  try {
+    await loadCertificateFiles(env.TLS_CERT_FILE, env.TLS_KEY_FILE || env.TLS_CERT_FILE);
+  } catch (error) {
+    if (error instanceof CertificateError) throw new StartupError(`TLS_CERT_FILE / TLS_KEY_FILE: ${error.message}`);
+    throw error;
+  }
+}
+
+/**
  * The composition root: builds the engine, the control plane, metrics, the WebRTC gateway and the web servers,
  * each handed only what it uses.
  */
@@ -156,12 +186,16 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
       throw new StartupError(`STATE_DIR: ${(error as Error).message}`);
     }
   }
-  const plane = new ControlPlane({ logger, engine, stateDir });
+  await checkTlsEnvironment(process.env);
+  const security = new Security({ logger });
+  const plane = new ControlPlane({ logger, engine, stateDir, security });
   redact = (text) => plane.redactor.redact(text);
   const metrics = new Metrics();
   metrics.observe(plane);
-  const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger });
-  const web = new WebServers({ applied$: plane.applied$, status$: plane.status$, metrics, webrtc: gateway, logger });
+  const auth = new WebAuth({ access: security.access, changes$: security.changes$, metrics, logger, wwwrootDir: WWWROOT });
+  const origins = () => plane.applied$.value?.origins ?? SAME_ORIGIN_ONLY;
+  const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger, auth, origins });
+  const web = new WebServers({ applied$: plane.applied$, status$: plane.status$, metrics, webrtc: gateway, auth, certificate$: security.certificate$, logger });
   installCrashPolicy(logger, metrics, redact);
 
   // Signals are taken from the start: a SIGTERM while the hub connects (or a cached document starts) still stops

@@ -41,6 +41,7 @@ export class Metrics {
   readonly #engineUp: Gauge;
   readonly #httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly #uncaught: Counter<'kind'>;
+  readonly #authFailures: Counter<'surface' | 'reason'>;
   /** Last engine counters per stream, to turn its cumulative counts (reset by an engine restart) into increments. */
   readonly #lastStreams = new Map<string, { buffers: number; bytes: number; at: number }>();
   /** Pipelines seen in the state gauge, so a removed pipeline's series go away. */
@@ -79,6 +80,12 @@ export class Metrics {
     this.#httpRequests = new Counter({ name: `${p}_http_requests_total`, help: 'HTTP requests served', labelNames: ['method', 'route', 'status'], registers });
     this.#uncaught = new Counter({ name: `${p}_uncaught_errors_total`, help: 'Exceptions and rejections no handler caught (logged; the module kept running)', labelNames: ['kind'], registers });
     for (const kind of ['exception', 'rejection']) this.#uncaught.inc({ kind }, 0);
+    this.#authFailures = new Counter({
+      name: `${p}_auth_failures_total`,
+      help: 'Refused sign-ins (wrong password, unknown user, bad or expired token, rate limited, credentials over plain text with require_tls), by surface and reason; RTSP refusals happen inside GStreamer and are not counted',
+      labelNames: ['surface', 'reason'],
+      registers,
+    });
     this.#webrtcPeers.set(0);
     this.#engineUp.set(0);
     for (const result of ['applied', 'rejected']) this.#twinUpdates.inc({ result }, 0);
@@ -113,6 +120,11 @@ export class Metrics {
 
   observeUncaught(kind: 'exception' | 'rejection'): void {
     this.#uncaught.inc({ kind });
+  }
+
+  /** A refused sign-in on `surface` (http, websocket, whep, metrics) for `reason` (auth/AccessControl's AuthFailureReason). */
+  observeAuthFailure(surface: string, reason: string): void {
+    this.#authFailures.inc({ surface, reason: reason.replaceAll('-', '_') });
   }
 
   observeHttp(method: string, route: string, status: number): void {
