@@ -44,6 +44,9 @@ string; EdgeModuleCACertificateFile adds a CA) the module twin drives the module
   REPORT_INTERVAL_MS (1000)   reported properties are coalesced over this window
   STATE_DIR (<tmp>/gst-iotedge-state)  a private folder (0700) that keeps the last applied desired document, run at start until the hub answers
 
+TLS: TLS_CERT_FILE / TLS_KEY_FILE (PEM files; a pair that does not match stops the start), TLS_FILE_POLL_MS (60000,
+how often they are read again for a renewed certificate); or the twin's "tls" key (docs/auth.md).
+
 Environment: LOG_LEVEL (info), GST_DEBUG (passed to GStreamer).`;
 
 async function check(path: string): Promise<number> {
@@ -138,13 +141,19 @@ async function runFromHub(plane: ControlPlane, logger: Logger, stateDir: string)
 
 /** The engine supervision policy, with `ENGINE_HANG_TIMEOUT_MS` from the environment (a positive number of ms). */
 function enginePolicy(env: NodeJS.ProcessEnv): EngineSupervisionPolicy {
-  const raw = env.ENGINE_HANG_TIMEOUT_MS;
-  if (raw === undefined || raw === '') return DEFAULT_ENGINE_POLICY;
-  const hangTimeoutMs = Number(raw);
-  if (!Number.isFinite(hangTimeoutMs) || hangTimeoutMs < 100 || hangTimeoutMs > 3_600_000) {
-    throw new StartupError(`ENGINE_HANG_TIMEOUT_MS must be a number of milliseconds from 100 to 3600000, got "${raw}"`);
+  const hangTimeoutMs = positiveMs(env, 'ENGINE_HANG_TIMEOUT_MS');
+  return hangTimeoutMs === null ? DEFAULT_ENGINE_POLICY : { ...DEFAULT_ENGINE_POLICY, hangTimeoutMs };
+}
+
+/** A number of milliseconds from 100 to 3600000 in the environment variable `name`; null when unset. */
+function positiveMs(env: NodeJS.ProcessEnv, name: string): number | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 100 || ms > 3_600_000) {
+    throw new StartupError(`${name} must be a number of milliseconds from 100 to 3600000, got "${raw}"`);
   }
-  return { ...DEFAULT_ENGINE_POLICY, hangTimeoutMs };
+  return ms;
 }
 
 /** A setting the module cannot start with: printed, exit code 2. */
@@ -187,7 +196,7 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
     }
   }
   await checkTlsEnvironment(process.env);
-  const security = new Security({ logger });
+  const security = new Security({ logger, certificates: { filePollMs: positiveMs(process.env, 'TLS_FILE_POLL_MS') ?? 60_000 } });
   const plane = new ControlPlane({ logger, engine, stateDir, security });
   redact = (text) => plane.redactor.redact(text);
   const metrics = new Metrics();

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { posix } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Observable } from 'rxjs';
@@ -9,7 +10,8 @@ import type { AccessControl, AuthRefusal, Principal } from '../auth/AccessContro
 import { maskTokenParameter } from '../auth/credentials.js';
 import type { RightsChange } from '../auth/diff.js';
 import { ACTIONS, type Action } from '../auth/rights.js';
-import { SESSION_TOKEN_PREFIX, SignInSessions } from '../auth/SignInSessions.js';
+import { LruMap } from '../auth/LruMap.js';
+import { SESSION_TOKEN_PREFIX, SESSION_TTL_MS, SignInSessions } from '../auth/SignInSessions.js';
 import { isSecure } from './plainAndTls.js';
 
 /** Where a refused sign-in came from: the `surface` label of `auth_failures_total`. RTSP's are GStreamer's own. */
@@ -47,6 +49,12 @@ const PAGE_RIGHTS: Readonly<Record<string, Action>> = {
 export const SESSION_PATH = '/api/session';
 /** Streams that stay open (server-sent events): closed when their viewer's rights change or token expires. */
 const LONG_LIVED = new Set(['/api/status/events']);
+/**
+ * The cookie that lets a page that was let in load its own scripts (`<script src>` cannot carry a token). It is
+ * good for the files under /wwwroot/ that are not pages, nothing else: HttpOnly, SameSite=Strict, Path=/wwwroot/.
+ */
+const ASSET_COOKIE = 'gst-iotedge-assets';
+const MAX_ASSET_PASSES = 10_000;
 /** setTimeout fires at once beyond this; a later expiry is looked at again then. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -114,6 +122,8 @@ export class WebAuth {
   /** Who each request that got in is (fastify's raw request: the hook and the handlers share it). */
   readonly #principals = new WeakMap<IncomingMessage, { principal: Principal; secure: boolean }>();
   readonly #tracked = new Set<Tracked>();
+  /** Asset cookies handed out with pages: value -> nothing (the LruMap holds the expiry). */
+  readonly #assetPasses = new LruMap<string, true>(MAX_ASSET_PASSES);
   /** The pages' sign-in script, embedded in the sign-in page (the page itself asks for no script it cannot load). */
   readonly #authScript: string;
 
@@ -156,8 +166,11 @@ export class WebAuth {
     app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
       const needed = scope === 'metrics' ? { need: 'metrics' as const, surface: 'metrics' as const } : needOf(request.method, request.raw.url);
       if (!needed) return;
+      const path = pathOf(request.raw.url);
+      if (scope === 'web' && this.#assetOfPage(path, needed.need) && this.#hasAssetPass(request)) return;
       const admission = await this.admit(request.raw, needed.need, needed.surface);
       if (!admission.ok) return this.#refuse(request, reply, admission.refusal);
+      if (scope === 'web' && PAGE_RIGHTS[path] !== undefined && admission.principal.kind !== 'open') this.#giveAssetPass(reply, admission.principal, admission.secure);
       if (LONG_LIVED.has(pathOf(request.raw.url)) && !this.open) {
         const untrack = this.track(admission.principal, admission.secure, () => request.raw.socket.destroy());
         request.raw.socket.once('close', untrack);
@@ -213,6 +226,28 @@ export class WebAuth {
       if (entry.timer) clearTimeout(entry.timer);
       this.#tracked.delete(entry);
     };
+  }
+
+  /** Whether `path` is one of the pages' own files (scripts), which a page that was let in may load. */
+  #assetOfPage(path: string, need: Need): boolean {
+    return need === 'any' && path.startsWith('/wwwroot/') && !this.open;
+  }
+
+  #hasAssetPass(request: FastifyRequest): boolean {
+    const cookies = request.headers.cookie ?? '';
+    for (const part of cookies.split(';')) {
+      const [name, value] = part.trim().split('=');
+      if (name === ASSET_COOKIE && value && this.#assetPasses.get(value)) return true;
+    }
+    return false;
+  }
+
+  #giveAssetPass(reply: FastifyReply, principal: Principal, secure: boolean): void {
+    const value = randomBytes(24).toString('base64url');
+    const ttlMs = Math.max(1000, Math.min(SESSION_TTL_MS, (principal.expiresAt ?? Infinity) - Date.now()));
+    this.#assetPasses.set(value, true, ttlMs);
+    const maxAge = Math.floor(ttlMs / 1000);
+    reply.header('set-cookie', `${ASSET_COOKIE}=${value}; Path=/wwwroot/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`);
   }
 
   #onChange(change: RightsChange): void {
