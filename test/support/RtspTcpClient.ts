@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 
 /**
@@ -43,7 +43,7 @@ export class RtspTcpClient {
     const port = Number(this.#url.port || (this.#url.protocol === 'rtsps:' ? 322 : 554));
     const socket =
       this.#url.protocol === 'rtsps:'
-        ? connectTls({ port, host: this.#url.hostname, servername: this.#url.hostname, ...(this.#ca ? { ca: this.#ca } : { rejectUnauthorized: false }) })
+        ? connectTls({ port, host: this.#url.hostname, ...(isIP(this.#url.hostname) ? {} : { servername: this.#url.hostname }), ...(this.#ca ? { ca: this.#ca } : { rejectUnauthorized: false }) })
         : connect(port, this.#url.hostname);
     this.#socket = socket;
     socket.setNoDelay(true);
