@@ -192,3 +192,43 @@ describe('an unauthenticated sweep of every route and mount on every port', () =
     }
   });
 });
+
+describe('a certificate and key that do not belong together', () => {
+  let pki: TestCerts;
+  let other: TestCerts;
+  before(async () => {
+    [pki, other] = await Promise.all([generateTestCerts(), generateTestCerts()]);
+  });
+  after(async () => Promise.all([pki?.cleanup(), other?.cleanup()]));
+
+  it('stop the start when they come from TLS_CERT_FILE / TLS_KEY_FILE, naming the files and the fingerprint', async () => {
+    const module = new ModuleProcess({ desired: { http: { port: 0, address: '127.0.0.1' }, metrics: { port: null } }, env: { TLS_CERT_FILE: pki.serverCertPath, TLS_KEY_FILE: other.serverKeyPath } });
+    const { code } = await module.exited;
+    rmSync(module.dir, { recursive: true, force: true });
+    assert.equal(code, 2);
+    const said = module.output.join('\n');
+    assert.match(said, /the private key does not belong to the certificate/);
+    assert.ok(said.includes(pki.serverCertPath) && said.includes(other.serverKeyPath), said);
+    assert.match(said, /fingerprint [0-9A-F]{2}(:[0-9A-F]{2}){31}/);
+    assert.ok(!said.includes('PRIVATE KEY'), 'never the key');
+  });
+
+  it('refuse a twin that names them, with the reason in the reported properties, and the module keeps running', async () => {
+    const module = new ModuleProcess({
+      desired: { http: { port: 0, address: '127.0.0.1' }, metrics: { port: null }, tls: { cert_file: pki.serverCertPath, key_file: other.serverKeyPath } },
+    });
+    try {
+      const reported = await module.waitForReported((r) => r.config.status === 'rejected', { after: 0 });
+      assert.match(reported.config.error ?? '', /^tls: .*the private key does not belong to the certificate \(subject CN=localhost, fingerprint/);
+      assert.equal(reported.tls, null);
+      // The same twin with the right key is taken: it runs with TLS.
+      const before = module.reportedVersion();
+      const version = module.writeDesired({ http: { port: 0, address: '127.0.0.1' }, metrics: { port: null }, tls: { cert_file: pki.serverCertPath, key_file: pki.serverKeyPath } });
+      const fixed = await module.waitForReported((r) => r.config.appliedVersion === version, { after: before });
+      assert.equal(fixed.tls?.source, 'files');
+    } finally {
+      await module.stop();
+      rmSync(module.dir, { recursive: true, force: true });
+    }
+  });
+});

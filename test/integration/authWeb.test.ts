@@ -304,6 +304,30 @@ describe('the web server with users, tokens and TLS', () => {
     }
   });
 
+  it('keeps WebRTC viewers whose rights did not change through a change of users, and closes the one who lost the right', async () => {
+    const alice = await newPage({ user: 'alice', password: ALICE_PW });
+    await alice.goto(`${https}/wwwroot/webrtc.html`);
+    const carol = await newPage();
+    await carol.goto(`${https}/wwwroot/webrtc.html?token=${await token({ rights: ['webrtc'] })}`);
+    await Promise.all([frames(alice, 30), frames(carol, 30)]);
+    // bob's rights change: nobody watching is touched.
+    let before = module.reportedVersion();
+    let version = module.writeDesired(desired({ ...AUTH, users: { ...AUTH.users, bob: { password: '$BOB_PW', rights: ['metrics', 'status'] } } }));
+    await module.waitForReported((r) => r.config.appliedVersion === version, { after: before });
+    const decoded = (await Promise.all([alice, carol].map((p) => p.evaluate('window.player.framesDecoded')))) as number[];
+    await Promise.all([frames(alice, decoded[0]! + 30), frames(carol, decoded[1]! + 30)]);
+    assert.deepEqual(await Promise.all([alice, carol].map((p) => p.evaluate('window.player.connects'))), [1, 1]);
+    // alice loses webrtc: her viewer is closed and her page cannot come back; carol (a token) keeps playing.
+    before = module.reportedVersion();
+    version = module.writeDesired(desired({ ...AUTH, users: { ...AUTH.users, alice: { password: '$ALICE_PW', rights: ['media', 'status'] } } }));
+    await module.waitForReported((r) => r.config.appliedVersion === version, { after: before });
+    await alice.waitForFunction(`/rights changed/.test(window.player.state)`, null, { timeout: 15_000 });
+    const carolFrames = (await carol.evaluate('window.player.framesDecoded')) as number;
+    await frames(carol, carolFrames + 30);
+    assert.equal(await carol.evaluate('window.player.connects'), 1);
+    await Promise.all([alice.close(), carol.close()]);
+  });
+
   it('refuses credentials on plain HTTP once require_tls is set, without asking for them there; HTTPS takes them', async () => {
     const before = module.reportedVersion();
     const version = module.writeDesired(desired({ ...AUTH, require_tls: true }));
