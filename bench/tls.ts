@@ -9,7 +9,8 @@
  *   https:  a 1 MiB .m4s fetched by CONNECTIONS keep-alive connections for SECONDS over http:// and https:// of
  *           the module's web server (one port, both): requests/s and the server's CPU per request.
  * The picture is noise (PATTERN snow) at BITRATE kbit/s, so each viewer gets a real stream's bytes to encrypt.
- * Env: VIEWERS (50), SIZE (640x360), PATTERN (snow), BITRATE (2000), WINDOW_S (5), RUNS (3), CONNECTIONS (8), SECONDS (3).
+ * Env: VIEWERS (50), SIZE (640x360), PATTERN (snow), BITRATE (2000), RTP_MTU (the payloaders' mtu, default theirs: 1400),
+ * WINDOW_S (5), RUNS (3), CONNECTIONS (8), SECONDS (3).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +31,8 @@ const VIEWERS = Number(process.env.VIEWERS ?? 50);
 const SIZE = process.env.SIZE ?? '640x360';
 const PATTERN = process.env.PATTERN ?? 'snow';
 const BITRATE = Number(process.env.BITRATE ?? 2000);
+/** RTP packets per TLS record: each packet is written (and encrypted) on its own. */
+const MTU = process.env.RTP_MTU ? ` mtu=${Number(process.env.RTP_MTU)}` : '';
 const WINDOW_MS = Number(process.env.WINDOW_S ?? 5) * 1000;
 const RUNS = Number(process.env.RUNS ?? 3);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 8);
@@ -109,11 +112,11 @@ async function rtsps(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tls-bench-'));
   const cert = await generateSelfSigned({ commonName: 'localhost', altNames: ['127.0.0.1'] });
   writeFileSync(join(dir, 'server.pem'), cert.certificatePem + cert.privateKeyPem);
-  const baseline = await baselineServer(`( ${encode} ! rtph264pay config-interval=-1 name=pay0 pt=96 )`, join(dir, 'server.pem'));
+  const baseline = await baselineServer(`( ${encode} ! rtph264pay config-interval=-1 name=pay0 pt=96${MTU} )`, join(dir, 'server.pem'));
   const module = new ModuleProcess({
     desired: {
       pipeline: `${encode} ! appsink name=video max-buffers=30 drop=true sync=false`,
-      rtsp_pipeline: '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )',
+      rtsp_pipeline: `( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96${MTU} )`,
       rtsp: { port: 0, address: '127.0.0.1', tls_port: 0 },
       http: { port: 0, address: '127.0.0.1' },
       metrics: { port: null },
