@@ -171,7 +171,8 @@ export class WebAuth {
       const admission = await this.admit(request.raw, needed.need, needed.surface);
       if (!admission.ok) return this.#refuse(request, reply, admission.refusal);
       if (scope === 'web' && PAGE_RIGHTS[path] !== undefined && admission.principal.kind !== 'open') this.#giveAssetPass(reply, admission.principal, admission.secure);
-      if (LONG_LIVED.has(pathOf(request.raw.url)) && !this.open) {
+      // Tracked when open too: turning auth on must end the streams anyone could open before.
+      if (LONG_LIVED.has(pathOf(request.raw.url))) {
         const untrack = this.track(admission.principal, admission.secure, () => request.raw.socket.destroy());
         request.raw.socket.once('close', untrack);
       }

@@ -324,8 +324,9 @@ export class WebRtcGateway {
     if (offer) this.#offers.set(id, offer);
     this.#viewers.send({ type: 'ADD', input: { peer: id, negotiationTimeoutMs: config.negotiationTimeoutMs } });
     const actor = viewerChildren(this.#viewers.getSnapshot()).get(id)!;
-    // A viewer whose rights change, or whose token expires, is closed (the page signs in again and reconnects).
-    if (who && !this.#auth.open) {
+    // A viewer whose rights change (open -> protected included), or whose token expires, is closed (the page signs
+    // in again and reconnects).
+    if (who) {
       this.#untrack.set(id, this.#auth.track(who.principal, who.secure, (reason) => this.#viewers.send({ type: 'TO', peer: id, event: { type: 'CLOSE', reason } })));
     }
     actor.on('connected', () => this.#log.info({ event: 'webrtc-connected', peer: id }, `WebRTC viewer ${id} connected`));

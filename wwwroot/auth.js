@@ -114,6 +114,18 @@
     headers() {
       return token ? { Authorization: 'Bearer ' + token } : {};
     },
+    /**
+     * Whether the module still takes this page's sign-in; false (and the form shown) when it does not, so a page
+     * whose rights went does not keep retrying (each retry would count as a failed sign-in for its address).
+     */
+    async stillSignedIn() {
+      const response = await fetch('/api/session', { method: 'POST', headers: this.headers(), credentials: token ? 'omit' : 'same-origin' }).catch(() => null);
+      if (response && (response.status === 401 || response.status === 403)) {
+        this.refused('Sign in again.');
+        return false;
+      }
+      return true; // also when the module cannot be reached: it may be restarting
+    },
     /** A request the module refused (401/403): the form, to sign in again. */
     refused(reason) {
       sessionStorage.removeItem(KEY);

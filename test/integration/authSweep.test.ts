@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
 import { ModuleProcess } from '../support/ModuleProcess.js';
+import { RtspTcpClient } from '../support/RtspTcpClient.js';
 import { generateTestCerts, type TestCerts } from '../support/testCerts.js';
 
 const MOUNT = '( videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 ! x264enc tune=zerolatency speed-preset=ultrafast ! rtph264pay name=pay0 pt=96 )';
@@ -226,6 +228,48 @@ describe('a certificate and key that do not belong together', () => {
       const version = module.writeDesired({ http: { port: 0, address: '127.0.0.1' }, metrics: { port: null }, tls: { cert_file: pki.serverCertPath, key_file: pki.serverKeyPath } });
       const fixed = await module.waitForReported((r) => r.config.appliedVersion === version, { after: before });
       assert.equal(fixed.tls?.source, 'files');
+    } finally {
+      await module.stop();
+      rmSync(module.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('turning auth on in a module that was open', () => {
+  it('says at start that it is open, then closes the viewers anyone could open before (WebRTC, RTSP, the status stream)', async () => {
+    const open = {
+      pipeline: 'videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 ! x264enc tune=zerolatency speed-preset=ultrafast ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1 ! appsink name=video max-buffers=30 drop=true sync=false',
+      rtsp_pipeline: '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )',
+      rtsp: { port: 0, address: '127.0.0.1' },
+      http: { port: 0, address: '127.0.0.1' },
+      metrics: { port: null },
+    };
+    const module = new ModuleProcess({ desired: open, env: { ALICE_PW: 'on-Pw-2' } });
+    try {
+      const [http, rtsp] = await Promise.all([module.waitForLog((l) => l.event === 'http-listening'), module.waitForLog((l) => l.event === 'rtsp-listening')]);
+      const warned = await module.waitForLog((l) => l.event === 'auth-open');
+      assert.equal(warned.level, 40);
+      await module.waitForPipeline('main', 'playing');
+      assert.equal(module.reported().properties.reported.auth, 'open');
+      const ws = new WebSocket(`ws://127.0.0.1:${http.port as number}/ws`);
+      const offered = new Promise<void>((resolve) => ws.once('message', () => resolve()));
+      const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+      await offered;
+      const viewer = new RtspTcpClient(`rtsp://127.0.0.1:${rtsp.port as number}/player`);
+      await viewer.start(15_000);
+      const events = await new Promise<import('node:http').IncomingMessage>((resolve, reject) =>
+        httpRequest(`http://127.0.0.1:${http.port as number}/api/status/events`, resolve).on('error', reject).end(),
+      );
+      const streamEnded = new Promise<void>((resolve) => events.on('close', () => resolve()).resume());
+      const before = module.reportedVersion();
+      const version = module.writeDesired({ ...open, auth: { users: { alice: { password: '$ALICE_PW', rights: ['*'] } } } });
+      const reported = await module.waitForReported((r) => r.config.appliedVersion === version, { after: before });
+      assert.equal(reported.auth, 'protected');
+      const timeout = (what: string) => new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} still open`)), 10_000));
+      const { reason } = await Promise.race([closed, timeout('the websocket')]);
+      assert.match(reason, /rights changed/);
+      await Promise.race([viewer.closed, timeout('the RTSP viewer')]);
+      await Promise.race([streamEnded, timeout('the status stream')]);
     } finally {
       await module.stop();
       rmSync(module.dir, { recursive: true, force: true });

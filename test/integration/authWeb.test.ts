@@ -322,6 +322,8 @@ describe('the web server with users, tokens and TLS', () => {
     version = module.writeDesired(desired({ ...AUTH, users: { ...AUTH.users, alice: { password: '$ALICE_PW', rights: ['media', 'status'] } } }));
     await module.waitForReported((r) => r.config.appliedVersion === version, { after: before });
     await alice.waitForFunction(`/rights changed/.test(window.player.state)`, null, { timeout: 15_000 });
+    // Its next try is refused, and the page asks to sign in instead of retrying.
+    await alice.waitForSelector('#gst-signin:not([hidden])', { timeout: 15_000 });
     const carolFrames = (await carol.evaluate('window.player.framesDecoded')) as number;
     await frames(carol, carolFrames + 30);
     assert.equal(await carol.evaluate('window.player.connects'), 1);
@@ -344,6 +346,8 @@ describe('the web server with users, tokens and TLS', () => {
   });
 
   it('limits failed sign-ins per address: 429 with Retry-After once the limit is reached, before any password is checked', async () => {
+    // No other client from this address meanwhile: the pages of the tests before go.
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
     const before = module.reportedVersion();
     const version = module.writeDesired(desired({ ...AUTH, rate_limit: { max_failures: 3, window_s: 60, block_s: 2 } }));
     await module.waitForReported((r) => r.config.appliedVersion === version, { after: before });
