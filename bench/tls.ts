@@ -53,15 +53,16 @@ async function cpuLoad(pids: number[], windowMs: number): Promise<number> {
   return (cpuSeconds(pids) - c0) / ((performance.now() - t0) / 1000);
 }
 
-async function viewers(url: string, n: number): Promise<RtspTcpClient[]> {
+/** `n` viewers of `url`, connecting `batch` at a time. */
+async function viewers(url: string, n: number, batch: number): Promise<RtspTcpClient[]> {
   // The first alone: gst-rtsp-server 1.22 can abort when several clients arrive while a shared media prepares.
   const first = new RtspTcpClient(url);
   await first.start(20_000);
   const clients = [first];
-  for (let i = 1; i < n; i += 10) {
-    const batch = Array.from({ length: Math.min(10, n - i) }, () => new RtspTcpClient(url));
-    await Promise.all(batch.map((c) => c.start(20_000)));
-    clients.push(...batch);
+  for (let i = 1; i < n; i += batch) {
+    const batch_ = Array.from({ length: Math.min(batch, n - i) }, () => new RtspTcpClient(url));
+    await Promise.all(batch_.map((c) => c.start(20_000)));
+    clients.push(...batch_);
   }
   return clients;
 }
@@ -87,9 +88,18 @@ async function baselineServer(launch: string, pem: string): Promise<{ child: Chi
   return { child, urls: { plain: `rtsp://127.0.0.1:${port}/player`, tls: `rtsps://127.0.0.1:${tlsPort}/player` } };
 }
 
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  await exited;
+}
+
 /** One measurement: VIEWERS viewers of `url`, the processes' CPU, the bytes they got, the slowest one's frame rate. */
-async function fanout(url: string, pids: number[]): Promise<{ load: number; mbps: number; fps: number }> {
-  const clients = await viewers(url, VIEWERS);
+async function fanout(url: string, pids: number[], what: string, batch = 10): Promise<{ load: number; mbps: number; fps: number }> {
+  const clients = await viewers(url, VIEWERS, batch).catch((error: unknown) => {
+    throw new Error(`${what} (${url}): ${(error as Error).message}`);
+  });
   await sleep(2_000);
   const from = performance.now();
   const bytes = clients.reduce((sum, c) => sum + c.bytes, 0);
@@ -112,7 +122,7 @@ async function rtsps(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tls-bench-'));
   const cert = await generateSelfSigned({ commonName: 'localhost', altNames: ['127.0.0.1'] });
   writeFileSync(join(dir, 'server.pem'), cert.certificatePem + cert.privateKeyPem);
-  const baseline = await baselineServer(`( ${encode} ! rtph264pay config-interval=-1 name=pay0 pt=96${MTU} )`, join(dir, 'server.pem'));
+  const baselineLaunch = `( ${encode} ! rtph264pay config-interval=-1 name=pay0 pt=96${MTU} )`;
   const module = new ModuleProcess({
     desired: {
       pipeline: `${encode} ! appsink name=video max-buffers=30 drop=true sync=false`,
@@ -135,8 +145,18 @@ async function rtsps(): Promise<void> {
     const rows = { module: { plain: [] as Row[], tls: [] as Row[] }, baseline: { plain: [] as Row[], tls: [] as Row[] } };
     for (let run = 0; run < RUNS; run++) {
       idle.push(await cpuLoad(pids, WINDOW_MS));
-      for (const kind of ['plain', 'tls'] as const) rows.module[kind].push(await fanout(urls[kind], pids));
-      for (const kind of ['plain', 'tls'] as const) rows.baseline[kind].push(await fanout(baseline.urls[kind], [baseline.child.pid!]));
+      for (const kind of ['plain', 'tls'] as const) rows.module[kind].push(await fanout(urls[kind], pids, `module ${kind}`));
+      // A fresh server each time (gst-rtsp-server 1.22 can abort on a client that comes while the last shared media
+      // goes), and viewers one at a time (the python3-gi server stalls on TLS handshakes that arrive together; the
+      // module takes them 10 at once).
+      for (const kind of ['plain', 'tls'] as const) {
+        const baseline = await baselineServer(baselineLaunch, join(dir, 'server.pem'));
+        try {
+          rows.baseline[kind].push(await fanout(baseline.urls[kind], [baseline.child.pid!], `gst-rtsp-server ${kind}`, 1));
+        } finally {
+          await stopChild(baseline.child);
+        }
+      }
     }
     console.log(`RTSPS fan-out: ${VIEWERS} viewers of ${SIZE}@30 H.264 (${PATTERN}, ${BITRATE} kbit/s; one shared media), RTP over RTSP/TCP, ${RUNS} runs of ${WINDOW_MS / 1000} s; median (min-max)`);
     console.log(`  module, no viewer (the encode): ${spread(idle)} CPU-s/s`);
@@ -155,10 +175,13 @@ async function rtsps(): Promise<void> {
     const ratio = median(ratios);
     console.log(`  CPU ratio RTSPS/RTSP, module: ${spread(ratios)} (goal <= 1.3: ${ratio <= 1.3 ? 'met' : 'MISSED'}); serving only (less the encode): ${spread(servingRatios, 2)}`);
     console.log(`  CPU ratio RTSPS/RTSP, gst-rtsp-server itself: ${spread(baselineRatios)}`);
+  } catch (error) {
+    // Say what the module said about it: a benchmark that stops without a reason helps nobody.
+    for (const line of module.logs.filter((l) => l.level >= 40).slice(-20)) console.error(`module: ${line.msg}`);
+    throw error;
   } finally {
     await module.stop();
     rmSync(module.dir, { recursive: true, force: true });
-    baseline.child.kill('SIGINT');
     rmSync(dir, { recursive: true, force: true });
   }
 }

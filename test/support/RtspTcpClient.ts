@@ -21,7 +21,7 @@ export class RtspTcpClient {
   #socket: Socket | null = null;
   #buffer: Buffer = Buffer.alloc(0);
   #cseq = 0;
-  #pending: ((response: { status: number; headers: Record<string, string>; body: string }) => void) | null = null;
+  #pending: { resolve: (response: { status: number; headers: Record<string, string>; body: string }) => void; reject: (error: Error) => void } | null = null;
   #session = '';
   /** `Authorization: Basic ...` from the URL's user information, or null. */
   readonly #authorization: string | null;
@@ -50,9 +50,17 @@ export class RtspTcpClient {
     socket.on('data', (chunk) => this.#onData(chunk));
     socket.on('close', () => {
       if (!this.#closing) this.disconnected = true;
+      // A request still waiting for its answer gets none: the start fails instead of waiting for ever.
+      this.#pending?.reject(new Error(timedOut ? 'RTSP start timed out' : 'RTSP connection closed before the answer'));
+      this.#pending = null;
       this.#onClosed();
     });
-    const timer = setTimeout(() => socket.destroy(new Error('RTSP start timed out')), timeoutMs);
+    socket.on('error', () => undefined); // reported through 'close' (and the connect promise below)
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      socket.destroy(new Error('RTSP start timed out'));
+    }, timeoutMs);
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once(this.#url.protocol === 'rtsps:' ? 'secureConnect' : 'connect', resolve);
@@ -90,8 +98,8 @@ export class RtspTcpClient {
     if (this.#authorization) lines.push(`Authorization: ${this.#authorization}`);
     for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
     this.#socket!.write(`${lines.join('\r\n')}\r\n\r\n`);
-    return new Promise<{ status: number; headers: Record<string, string>; body: string }>((resolve) => {
-      this.#pending = resolve;
+    return new Promise<{ status: number; headers: Record<string, string>; body: string }>((resolve, reject) => {
+      this.#pending = { resolve, reject };
     });
   }
 
@@ -127,7 +135,7 @@ export class RtspTcpClient {
       const status = Number(/^RTSP\/1\.0 (\d+)/.exec(head)?.[1] ?? 0);
       const pending = this.#pending;
       this.#pending = null;
-      pending?.({ status, headers, body });
+      pending?.resolve({ status, headers, body });
     }
   }
 }
