@@ -12,17 +12,23 @@ import { auditTime, concatMap } from 'rxjs';
 import { ControlPlane } from './actors/ControlPlane.js';
 import { EngineClient } from './actors/EngineClient.js';
 import { Metrics } from './actors/Metrics.js';
+import { Security } from './actors/Security.js';
 import { prepareStateDir } from './actors/stateDir.js';
 import { ReportedFile, reportedPathFor, watchTwinFile } from './actors/twinFile.js';
 import { DEFAULT_ENGINE_POLICY, type EngineSupervisionPolicy } from './machines/engine.js';
+import { WebAuth } from './web/WebAuth.js';
 import { WebRtcGateway } from './web/WebRtcGateway.js';
 import { WebServers } from './web/WebServers.js';
 import { analyzersWithoutElement, checkAnalyzerModules } from './config/analysis.js';
+import { CertificateError, loadCertificateFiles } from './certs/certificate.js';
 import { parseDesired } from './config/desired.js';
 import { resolveDesired } from './config/resolve.js';
+import { SAME_ORIGIN_ONLY } from './auth/origin.js';
 import { Redactor } from './config/redact.js';
 
 const DEFAULT_TWIN = new URL('../twins/default.json', import.meta.url).pathname;
+/** The browser pages (the sign-in page embeds their auth.js). */
+const WWWROOT = new URL('../wwwroot', import.meta.url).pathname;
 
 const USAGE = `Usage: gst-iotedge [--twin <twin.json>] [--reported <file>]
        gst-iotedge --check <twin.json>
@@ -42,6 +48,9 @@ string; EdgeModuleCACertificateFile adds a CA) the module twin drives the module
   REPORT_INTERVAL_MS (1000)   reported properties are coalesced over this window
   STATE_DIR (<tmp>/gst-iotedge-state)  a private folder (0700) that keeps the last applied desired document, run at start until the hub answers,
                      and recording's journal and segments (twin key record; in twin-file mode too)
+
+TLS: TLS_CERT_FILE / TLS_KEY_FILE (PEM files; a pair that does not match stops the start), TLS_FILE_POLL_MS (60000,
+how often they are read again for a renewed certificate); or the twin's "tls" key (docs/auth.md).
 
 Environment: LOG_LEVEL (info), GST_DEBUG (passed to GStreamer).`;
 
@@ -75,9 +84,19 @@ async function check(path: string): Promise<number> {
   for (const name of analyzersWithoutElement(config.analysis, config.pipelines.map((p) => p.template))) {
     console.log(`! analyzer ${name}: no pipeline has its inference element; it would wait for one`);
   }
+  let failures = 0;
+  if (config.tls?.source === 'files') {
+    try {
+      const cert = await loadCertificateFiles(config.tls.certFile!, config.tls.keyFile!);
+      console.log(`✓ tls: ${cert.subject}, SHA-256 ${cert.fingerprint256}, valid until ${cert.notAfter.toISOString()}`);
+    } catch (error) {
+      failures++;
+      console.error(`✗ tls: ${(error as Error).message}`);
+    }
+  }
+  for (const warning of config.warnings) console.log(`! ${warning}`);
   const engine = new EngineClient({ onOutput: (line) => console.error(redactor.redact(line)) });
   engine.start();
-  let failures = 0;
   try {
     for (const { name, launch } of [...config.pipelines, ...config.extraLaunches]) {
       const error = await engine.validate(launch);
@@ -98,7 +117,7 @@ async function check(path: string): Promise<number> {
   for (const warning of config.recordWarnings) console.log(`! ${warning}`);
   for (const key of config.unknownKeys) console.log(`! unknown key "${key}" ignored`);
   if (config.pipelines.length === 0) console.log('! no pipeline: nothing would run');
-  console.log(failures === 0 ? `${path}: valid` : `${path}: ${failures} pipeline(s) do not parse`);
+  console.log(failures === 0 ? `${path}: valid` : `${path}: ${failures} problem(s)`);
   return failures === 0 ? 0 : 1;
 }
 
@@ -146,18 +165,38 @@ async function runFromHub(plane: ControlPlane, logger: Logger, stateDir: string)
 
 /** The engine supervision policy, with `ENGINE_HANG_TIMEOUT_MS` from the environment (a positive number of ms). */
 function enginePolicy(env: NodeJS.ProcessEnv): EngineSupervisionPolicy {
-  const raw = env.ENGINE_HANG_TIMEOUT_MS;
-  if (raw === undefined || raw === '') return DEFAULT_ENGINE_POLICY;
-  const hangTimeoutMs = Number(raw);
-  if (!Number.isFinite(hangTimeoutMs) || hangTimeoutMs < 100 || hangTimeoutMs > 3_600_000) {
-    throw new StartupError(`ENGINE_HANG_TIMEOUT_MS must be a number of milliseconds from 100 to 3600000, got "${raw}"`);
+  const hangTimeoutMs = positiveMs(env, 'ENGINE_HANG_TIMEOUT_MS');
+  return hangTimeoutMs === null ? DEFAULT_ENGINE_POLICY : { ...DEFAULT_ENGINE_POLICY, hangTimeoutMs };
+}
+
+/** A number of milliseconds from 100 to 3600000 in the environment variable `name`; null when unset. */
+function positiveMs(env: NodeJS.ProcessEnv, name: string): number | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms) || ms < 100 || ms > 3_600_000) {
+    throw new StartupError(`${name} must be a number of milliseconds from 100 to 3600000, got "${raw}"`);
   }
-  return { ...DEFAULT_ENGINE_POLICY, hangTimeoutMs };
+  return ms;
 }
 
 /** A setting the module cannot start with: printed, exit code 2. */
 class StartupError extends Error {
   override readonly name = 'StartupError';
+}
+
+/**
+ * `TLS_CERT_FILE` / `TLS_KEY_FILE` from the environment hold for every document, so a certificate and key that
+ * do not belong together (or cannot be read) stop the start with the reason, rather than refusing each document.
+ */
+async function checkTlsEnvironment(env: NodeJS.ProcessEnv): Promise<void> {
+  if (!env.TLS_CERT_FILE) return;
+  try {
+    await loadCertificateFiles(env.TLS_CERT_FILE, env.TLS_KEY_FILE || env.TLS_CERT_FILE);
+  } catch (error) {
+    if (error instanceof CertificateError) throw new StartupError(`TLS_CERT_FILE / TLS_KEY_FILE: ${error.message}`);
+    throw error;
+  }
 }
 
 /**
@@ -182,12 +221,25 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
       throw new StartupError(`STATE_DIR: ${(error as Error).message}`);
     }
   }
-  const plane = new ControlPlane({ logger, engine, stateDir, recordingStateDir });
+  await checkTlsEnvironment(process.env);
+  const security = new Security({ logger, certificates: { filePollMs: positiveMs(process.env, 'TLS_FILE_POLL_MS') ?? 60_000 } });
+  const plane = new ControlPlane({ logger, engine, stateDir, recordingStateDir, security });
   redact = (text) => plane.redactor.redact(text);
   const metrics = new Metrics();
   metrics.observe(plane);
-  const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger, analysis$: plane.analysisResults$ });
-  const web = new WebServers({ applied$: plane.applied$, status$: plane.status$, metrics, webrtc: gateway, logger, recordings: plane.recordings });
+  const auth = new WebAuth({ access: security.access, changes$: security.changes$, metrics, logger, wwwrootDir: WWWROOT });
+  const origins = () => plane.applied$.value?.origins ?? SAME_ORIGIN_ONLY;
+  const gateway = new WebRtcGateway({ webrtc: plane.webrtc, redact, logger, auth, origins, analysis$: plane.analysisResults$ });
+  const web = new WebServers({
+    applied$: plane.applied$,
+    status$: plane.status$,
+    metrics,
+    webrtc: gateway,
+    auth,
+    certificate$: security.certificate$,
+    logger,
+    recordings: plane.recordings,
+  });
   installCrashPolicy(logger, metrics, redact);
 
   // Signals are taken from the start: a SIGTERM while the hub connects (or a cached document starts) still stops

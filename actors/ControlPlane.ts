@@ -32,6 +32,7 @@ import { Analyzers, type AnalysisEvent, type AnalysisStatus, type AnalyzersOptio
 import { EngineUnavailableError, type EngineStatus, type EngineStreamEvent, type MediaEngine } from './EngineClient.js';
 import { ModuleRecordings, RECORD_EVENT_TYPES, type ModuleRecordingsOptions, type RecordingsPort } from './ModuleRecordings.js';
 import { pipelineRunLogic } from './pipelineRunActor.js';
+import { Security, type TlsStatus } from './Security.js';
 import { sourceProbeLogic } from './sourceProbe.js';
 
 /** Per pipeline, as reported. */
@@ -61,8 +62,8 @@ export interface StatusDocument {
   };
   pipelines: Record<string, PipelineStatus>;
   engine: EngineStatus;
-  /** The RTSP server: bound port (null when it serves nothing) and viewers per mount. */
-  rtsp: { port: number | null; error: string | null; mounts: Record<string, { viewers: number; bytesSent: number }> };
+  /** The RTSP server: bound port (null when it serves nothing), the RTSPS port (null: none) and viewers per mount. */
+  rtsp: { port: number | null; tlsPort?: number | null; error: string | null; mounts: Record<string, { viewers: number; bytesSent: number }> };
   /** WebRTC: the mode in use (null: off) and the peers alive in the engine. */
   webrtc: { mode: WebRtcMode | null; peers: number };
   /** Video analysis: each analyzer of the applied config (twin key `analyzers`). */
@@ -73,6 +74,10 @@ export interface StatusDocument {
    * only, no list of segments (reported properties are capped at 32 KB; /api/recordings lists them).
    */
   recording: RecordingsStatus | null;
+  /** `open`: no `auth` key, anyone may watch (as before auth existed); `protected`: users and rights apply. */
+  auth: 'open' | 'protected';
+  /** The server certificate of HTTPS, WSS and RTSPS (null: TLS off). */
+  tls: TlsStatus | null;
 }
 
 /** What happened, for outputs that report events (IoT Hub output messages, metrics, the status page). */
@@ -120,6 +125,8 @@ export interface ControlPlaneOptions {
   readonly recordingStateDir?: string;
   /** Recording's upload targets (default: the real clients); tests give fakes. */
   readonly createRecordingTarget?: ModuleRecordingsOptions['createTarget'];
+  /** Users, rights and the server certificate in force (default: one of its own). */
+  readonly security?: Security;
 }
 
 function iso(ms: number): string {
@@ -166,6 +173,8 @@ export class ControlPlane {
   readonly recordingQueue$: BehaviorSubject<SegmentQueue | null>;
   /** Recorded segments for the web server (`/api/recordings`). */
   readonly recordings: RecordingsPort;
+  /** Users, rights and the server certificate: checked with each document, put in force when it is applied. */
+  readonly security: Security;
   readonly #logger: Logger;
   readonly #env: NodeJS.ProcessEnv;
   /** The media engine: only the control plane talks to it. */
@@ -226,6 +235,7 @@ export class ControlPlane {
     this.recordings = this.#recording.port;
     this.#recording.uploaded$.subscribe((event) => this.events$.next(event));
     this.#recording.changed$.subscribe(() => this.#publish());
+    this.security = options.security ?? new Security({ logger: this.#logger });
     this.status$ = new BehaviorSubject<StatusDocument>(this.#buildStatus());
     const engineLog = this.#logger.child({ component: 'engine' });
     const engine = this.#engine;
@@ -269,6 +279,12 @@ export class ControlPlane {
       close: (peer) => void engine.send({ type: 'webrtc-close', peer }),
     };
     this.#pipelines = this.#createPipelines();
+    // A renewed certificate goes to the engine's RTSPS server (its TLS connections stay up) and to the status.
+    this.security.certificate$.subscribe(() => {
+      const applied = this.applied$.value;
+      if (applied) this.#sendRtsp(this.#rtspConfigOf(applied));
+      if (this.#pipelines) this.#publish();
+    });
 
     this.#config = createActor(
       configMachine.provide({
@@ -284,10 +300,17 @@ export class ControlPlane {
         status: 'applied',
         appliedVersion: config.version,
         error: null,
-        warnings: [...config.unknownKeys.map((k) => `unknown key "${k}" ignored`), ...analysisWarnings(config), ...config.recordWarnings, ...recordingWarnings(config)],
+        warnings: [
+          ...config.unknownKeys.map((k) => `unknown key "${k}" ignored`),
+          ...analysisWarnings(config),
+          ...config.recordWarnings,
+          ...recordingWarnings(config),
+          ...config.warnings,
+        ],
         at: iso(Date.now()),
       };
       this.#logger.info({ event: 'config-applied', version: config.version, pipelines: config.pipelines.map((p) => p.name) }, 'desired config applied');
+      for (const warning of config.warnings) this.#logger.warn({ event: 'config-warning' }, warning);
       this.applied$.next(config);
       this.events$.next({ type: 'config', sequence, status: 'applied', version: config.version, error: null });
       this.#publish();
@@ -341,6 +364,7 @@ export class ControlPlane {
     await this.#recording.flushFolders();
     await this.#engine.shutdown();
     await this.#recording.close();
+    this.security.close();
     this.#publish();
   }
 
@@ -360,6 +384,7 @@ export class ControlPlane {
     const next = resolveDesired(parseDesired(desired.document), this.#env, { stateDir: this.#stateDir, recordingStateDir: this.#recordingStateDir });
     this.redactor.add(next.secrets);
     await this.#recording.check(next.recording);
+    await this.security.prepare(next.tls);
     const { start } = planSwap(applied, next);
     const checks: Array<{ name: string; launch: string }> = [...start, ...next.extraLaunches];
     for (const { name, launch } of checks) {
@@ -395,11 +420,10 @@ export class ControlPlane {
     await mkdir(next.http.mediaRoot, { recursive: true }).catch((error: unknown) => {
       this.#logger.warn({ event: 'media-root-failed' }, `cannot create the media folder: ${errorMessage(error)}`);
     });
+    // Users and rights first: a viewer who lost access must not keep watching through a slow swap.
+    this.security.apply(next);
     await Promise.all(plan.stop.map((name) => this.#stopPipeline(name, true)));
-    if (JSON.stringify(next.rtspServer) !== JSON.stringify(this.#rtspConfig)) {
-      this.#rtspConfig = next.rtspServer;
-      this.#engine.send({ type: 'rtsp', config: next.rtspServer });
-    }
+    this.#sendRtsp(this.#rtspConfigOf(next));
     // Taps before pipelines: a pipeline's `inference` branch opens its valve as soon as it is attached.
     this.#analyzers.apply(next.analysis);
     for (const pipeline of plan.start) this.#spawnPipeline(pipeline, next.restartPolicy);
@@ -408,6 +432,21 @@ export class ControlPlane {
     await this.#recording.apply(next.recording).catch((error: unknown) => {
       throw new Error(`recording: ${errorMessage(error)}`);
     });
+  }
+
+  /** The engine's RTSP config: the document's, plus the RTSPS server with the certificate in force. */
+  #rtspConfigOf(config: ResolvedConfig): RtspConfig {
+    const cert = this.security.certificate$.value;
+    const port = config.rtsp.tlsPort;
+    const tls = cert && port !== null ? { port, address: config.rtsp.address, certificatePem: cert.certificatePem, privateKeyPem: cert.privateKeyPem } : null;
+    return { ...config.rtspServer, tls };
+  }
+
+  /** Sends the RTSP config when it differs from what the engine has (replayed when a new engine comes up). */
+  #sendRtsp(config: RtspConfig): void {
+    if (JSON.stringify(config) === JSON.stringify(this.#rtspConfig)) return;
+    this.#rtspConfig = config;
+    this.#engine.send({ type: 'rtsp', config });
   }
 
   /** The set of pipeline actors, each with a runner that starts its pipeline in the engine. */
@@ -469,13 +508,16 @@ export class ControlPlane {
   #onRtsp(event: Extract<EngineEvent, { type: 'rtsp' }>): void {
     const log = this.#logger.child({ component: 'rtsp' });
     if (event.error) log.error({ event: 'rtsp-failed' }, `RTSP server: ${event.error}`);
-    else if (event.port !== null) {
+    // An RTSPS failure leaves plain RTSP serving: both are said.
+    if (event.port !== null) {
       const host = displayHost(this.#rtspConfig?.address ?? '0.0.0.0');
       const urls = event.mounts.map((m) => `rtsp://${host}:${event.port}${m}`).join(', ');
-      log.info({ event: 'rtsp-listening', port: event.port, mounts: event.mounts }, `RTSP: ${urls} (e.g. ffplay -rtsp_transport tcp ${urls.split(', ')[0]})`);
+      const tlsPort = event.tlsPort ?? null;
+      const secure = tlsPort === null ? '' : `; RTSPS: ${event.mounts.map((m) => `rtsps://${host}:${tlsPort}${m}`).join(', ')}`;
+      log.info({ event: 'rtsp-listening', port: event.port, tlsPort, mounts: event.mounts }, `RTSP: ${urls} (e.g. ffplay -rtsp_transport tcp ${urls.split(', ')[0]})${secure}`);
     }
     const mounts = Object.fromEntries(event.mounts.map((m) => [m, this.#rtspStatus.mounts[m] ?? { viewers: 0, bytesSent: 0 }]));
-    this.#rtspStatus = { port: event.port, error: event.error, mounts };
+    this.#rtspStatus = { port: event.port, ...(event.tlsPort != null ? { tlsPort: event.tlsPort } : {}), error: event.error, mounts };
     this.#publish();
   }
 
@@ -522,6 +564,8 @@ export class ControlPlane {
       webrtc: { mode: this.applied$.value?.webrtcResolved.mode ?? null, peers: this.#webrtcPeers },
       analysis: this.#analyzers.status(),
       recording: this.#recording?.status() ?? null,
+      auth: this.security.access.mode,
+      tls: this.security.tlsStatus,
     };
   }
 

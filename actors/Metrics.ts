@@ -50,6 +50,7 @@ export class Metrics {
   readonly #engineUp: Gauge;
   readonly #httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly #uncaught: Counter<'kind'>;
+  readonly #authFailures: Counter<'surface' | 'reason'>;
   /** Last engine counters per stream, to turn its cumulative counts (reset by an engine restart) into increments. */
   readonly #lastStreams = new Map<string, { buffers: number; bytes: number; at: number }>();
   /** Pipelines seen in the state gauge, so a removed pipeline's series go away. */
@@ -96,6 +97,12 @@ export class Metrics {
     for (const kind of ['exception', 'rejection']) this.#uncaught.inc({ kind }, 0);
     this.#analysis = new AnalysisMetrics(this.registry, p);
     this.#recording = new RecordingMetrics(this.registry, p);
+    this.#authFailures = new Counter({
+      name: `${p}_auth_failures_total`,
+      help: 'Refused sign-ins (wrong password, unknown user, bad or expired token, rate limited, credentials over plain text with require_tls), by surface and reason; RTSP refusals happen inside GStreamer and are not counted',
+      labelNames: ['surface', 'reason'],
+      registers,
+    });
     this.#webrtcPeers.set(0);
     this.#engineUp.set(0);
     for (const result of ['applied', 'rejected']) this.#twinUpdates.inc({ result }, 0);
@@ -132,6 +139,11 @@ export class Metrics {
 
   observeUncaught(kind: 'exception' | 'rejection'): void {
     this.#uncaught.inc({ kind });
+  }
+
+  /** A refused sign-in on `surface` (http, websocket, whep, metrics) for `reason` (auth/AccessControl's AuthFailureReason). */
+  observeAuthFailure(surface: string, reason: string): void {
+    this.#authFailures.inc({ surface, reason: reason.replaceAll('-', '_') });
   }
 
   observeHttp(method: string, route: string, status: number): void {

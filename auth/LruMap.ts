@@ -42,6 +42,12 @@ export class LruMap<K, V> {
     }
   }
 
+  /** Entries not expired yet, least recently used first (a copy: deleting while iterating is safe). */
+  entries(): Array<[K, V]> {
+    const now = this.#now();
+    return [...this.#entries].filter(([, entry]) => entry.expiresAt > now).map(([key, entry]) => [key, entry.value]);
+  }
+
   delete(key: K): void {
     this.#entries.delete(key);
   }

@@ -1,4 +1,5 @@
 import { isIPv6 } from 'node:net';
+import { DEFAULT_AUTH } from '../config/defaults.js';
 import { LruMap } from './LruMap.js';
 
 /** How failed logins are limited (twin key `auth.rate_limit`). */
@@ -12,7 +13,12 @@ export interface RateLimitSettings {
   readonly maxClients: number;
 }
 
-export const DEFAULT_RATE_LIMIT: RateLimitSettings = { maxFailures: 10, windowMs: 60_000, blockMs: 300_000, maxClients: 10_000 };
+export const DEFAULT_RATE_LIMIT: RateLimitSettings = {
+  maxFailures: DEFAULT_AUTH.rateLimit.maxFailures,
+  windowMs: DEFAULT_AUTH.rateLimit.windowS * 1000,
+  blockMs: DEFAULT_AUTH.rateLimit.blockS * 1000,
+  maxClients: 10_000,
+};
 
 interface ClientState {
   failures: number;

@@ -1,4 +1,4 @@
-import type { RtspAuthSpec, RtspUserSpec } from '../ipc/rtspAuth.js';
+import type { RtspAuthSpec, RtspUserSpec } from '../ipc/protocol.js';
 import type { Rights } from './rights.js';
 import type { AuthSettings } from './settings.js';
 

@@ -1,3 +1,4 @@
+import { DEFAULT_AUTH } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
 import { expand } from '../config/expand.js';
 import { USER_NAME } from './credentials.js';
@@ -140,9 +141,9 @@ export function parseAuthSettings(value: unknown, env: NodeJS.ProcessEnv): Resol
     return text;
   };
 
-  const requireTls = value.require_tls ?? false;
+  const requireTls = value.require_tls ?? DEFAULT_AUTH.requireTls;
   if (typeof requireTls !== 'boolean') throw new ConfigError(`${AUTH_KEY}.require_tls must be true or false, got ${quote(requireTls)}`);
-  const realm = value.realm ?? 'gst-iotedge';
+  const realm = value.realm ?? DEFAULT_AUTH.realm;
   if (typeof realm !== 'string' || !/^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(realm)) {
     throw new ConfigError(`${AUTH_KEY}.realm must be 1-64 printable ASCII characters without quotes or backslashes`);
   }
@@ -249,7 +250,7 @@ function jwtSettingsOf(value: unknown, expandSecret: (template: unknown, where: 
   if (jwksUrl !== null && issuer === null) throw new ConfigError(`${where}.issuer is required with jwks_url (a provider signs tokens for many issuers and tenants)`);
   if (value.audience === undefined || value.audience === null) throw new ConfigError(`${where}.audience is required (the "aud" tokens for this module carry)`);
   const audience = stringList(value.audience, `${where}.audience`);
-  const rightsClaim = value.rights_claim ?? 'rights';
+  const rightsClaim = value.rights_claim ?? DEFAULT_AUTH.jwt.rightsClaim;
   if (typeof rightsClaim !== 'string' || !/^[A-Za-z0-9_:./-]{1,128}$/.test(rightsClaim)) throw new ConfigError(`${where}.rights_claim must be a claim name`);
 
   const allowed = secret !== null ? HMAC_ALGORITHMS : ASYMMETRIC_ALGORITHMS;
@@ -259,11 +260,11 @@ function jwtSettingsOf(value: unknown, expandSecret: (template: unknown, where: 
       throw new ConfigError(`${where}.algorithms: ${quote(alg)} is not usable with ${secret !== null ? 'a secret' : 'public keys'} (allowed: ${allowed.join(', ')})`);
     }
   }
-  const clockToleranceS = value.clock_tolerance_s ?? 30;
+  const clockToleranceS = value.clock_tolerance_s ?? DEFAULT_AUTH.jwt.clockToleranceS;
   if (typeof clockToleranceS !== 'number' || !Number.isInteger(clockToleranceS) || clockToleranceS < 0 || clockToleranceS > 600) {
     throw new ConfigError(`${where}.clock_tolerance_s must be a whole number of seconds from 0 to 600, got ${quote(clockToleranceS)}`);
   }
-  const jwksTimeoutMs = value.jwks_timeout_ms ?? 5000;
+  const jwksTimeoutMs = value.jwks_timeout_ms ?? DEFAULT_AUTH.jwt.jwksTimeoutMs;
   if (typeof jwksTimeoutMs !== 'number' || !Number.isInteger(jwksTimeoutMs) || jwksTimeoutMs < 100 || jwksTimeoutMs > 60_000) {
     throw new ConfigError(`${where}.jwks_timeout_ms must be a whole number of milliseconds from 100 to 60000, got ${quote(jwksTimeoutMs)}`);
   }

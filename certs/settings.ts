@@ -1,4 +1,5 @@
 import { hostname as osHostname } from 'node:os';
+import { DEFAULT_TLS } from '../config/defaults.js';
 import { ConfigError } from '../config/errors.js';
 import { expand } from '../config/expand.js';
 import { workloadIdentityFromEnv, type WorkloadIdentity } from './workloadApi.js';
@@ -72,7 +73,7 @@ export function parseTlsSettings(value: unknown, env: NodeJS.ProcessEnv, hostnam
   const certFile = path('cert_file', 'TLS_CERT_FILE');
   const keyFile = path('key_file', 'TLS_KEY_FILE') ?? certFile; // one PEM file may hold both
   const workload = workloadIdentityFromEnv(env);
-  const asked = value.source ?? 'auto';
+  const asked = value.source ?? DEFAULT_TLS.source;
   if (asked !== 'auto' && asked !== 'files' && asked !== 'iotedge' && asked !== 'self-signed') {
     throw new ConfigError(`${TLS_KEY}.source must be "auto", "files", "iotedge" or "self-signed", got ${JSON.stringify(asked)}`);
   }
@@ -83,11 +84,11 @@ export function parseTlsSettings(value: unknown, env: NodeJS.ProcessEnv, hostnam
   }
   const commonName = value.common_name ?? env.IOTEDGE_GATEWAYHOSTNAME ?? hostname;
   if (typeof commonName !== 'string' || !HOST_OR_IP.test(commonName)) throw new ConfigError(`${TLS_KEY}.common_name must be a host name, got ${JSON.stringify(commonName)}`);
-  const altNames = value.subject_alt_names ?? ['localhost', '127.0.0.1'];
+  const altNames = value.subject_alt_names ?? DEFAULT_TLS.subjectAltNames;
   if (!Array.isArray(altNames) || altNames.some((n) => typeof n !== 'string' || !HOST_OR_IP.test(n))) {
     throw new ConfigError(`${TLS_KEY}.subject_alt_names must be a list of host names or IP addresses`);
   }
-  const validityDays = value.validity_days ?? 90;
+  const validityDays = value.validity_days ?? DEFAULT_TLS.validityDays;
   if (typeof validityDays !== 'number' || !Number.isInteger(validityDays) || validityDays < 1 || validityDays > 825) {
     throw new ConfigError(`${TLS_KEY}.validity_days must be a whole number from 1 to 825, got ${JSON.stringify(validityDays)}`);
   }

@@ -40,7 +40,21 @@ export const DEFAULT_ON_EOS: EosPolicy = 'restart';
 export const DEFAULT_HTTP = { port: 8000, address: ANY_ADDRESS, mediaRoot: join(tmpdir(), 'gst-iotedge-media') } as const;
 
 /** The RTSP server: port 8554, as the original. */
-export const DEFAULT_RTSP = { port: 8554, address: ANY_ADDRESS } as const;
+export const DEFAULT_RTSP = { port: 8554, address: ANY_ADDRESS, tlsPort: 8322 } as const;
+
+/**
+ * Users and rights (twin key `auth`; without it the module is open). auth/settings.ts reads the twin with these.
+ * `rateLimit` is `auth.rate_limit`, `jwt` the defaults inside `auth.jwt`.
+ */
+export const DEFAULT_AUTH = {
+  requireTls: false,
+  realm: 'gst-iotedge',
+  rateLimit: { maxFailures: 10, windowS: 60, blockS: 300 },
+  jwt: { rightsClaim: 'rights', clockToleranceS: 30, jwksTimeoutMs: 5_000 },
+} as const;
+
+/** The server certificate (twin key `tls`); certs/settings.ts reads the twin with these. */
+export const DEFAULT_TLS = { source: 'auto', validityDays: 90, subjectAltNames: ['localhost', '127.0.0.1'] as readonly string[] } as const;
 
 /** The metrics-only server: the IoT Edge convention (edgeHub and edgeAgent serve :9600/metrics). */
 export const DEFAULT_METRICS = { port: 9600, address: ANY_ADDRESS } as const;

@@ -5,6 +5,9 @@
  */
 import { ConfigError } from './errors.js';
 import type { RtspConfig, WebRtcMode } from '../ipc/protocol.js';
+import { parseOriginPolicy, type OriginPolicy } from '../auth/origin.js';
+import type { AuthSettings } from '../auth/settings.js';
+import type { TlsSettings } from '../certs/settings.js';
 import {
   DEFAULT_HTTP,
   DEFAULT_HTTP_SERVER,
@@ -35,6 +38,8 @@ export interface PipelineSpec {
 export interface RtspSettings {
   readonly port: number;
   readonly address: string;
+  /** The RTSPS port, served while TLS is on; null: no RTSPS. */
+  readonly tlsPort: number | null;
   /** Mount path -> launch template. */
   readonly mounts: ReadonlyArray<{ readonly path: string; readonly template: string }>;
 }
@@ -101,6 +106,11 @@ export interface DesiredConfig {
   readonly analysis: AnalysisSettings;
   /** Twin key `record` as the schema let it through: expanded and checked by resolveDesired (recording/settings.ts). */
   readonly record: unknown;
+  /** `http.allowed_origins`: which browser origins may use /ws and WHEP (applied live, no server restart). */
+  readonly origins: OriginPolicy;
+  /** The twin's `auth` and `tls` values as written (`$VAR`s unexpanded): read with the environment by resolveDesired. */
+  readonly authTemplate: unknown;
+  readonly tlsTemplate: unknown;
   /** Keys this version does not know (`pipline`, `rtsp.prot`): reported, not fatal, so a newer twin still runs. */
   readonly unknownKeys: readonly string[];
 }
@@ -114,6 +124,12 @@ export interface ResolvedPipeline extends PipelineSpec {
 /** A desired document with every pipeline expanded. */
 export interface ResolvedConfig extends Omit<DesiredConfig, 'pipelines' | 'record'> {
   readonly pipelines: readonly ResolvedPipeline[];
+  /** Users and rights (null: no `auth` key, the module is open). */
+  readonly auth: AuthSettings | null;
+  /** Where the server certificate comes from (null: TLS off). */
+  readonly tls: TlsSettings | null;
+  /** Things that work but should not be so (a password written in the twin), for the log and the status. */
+  readonly warnings: readonly string[];
   /** What the engine's RTSP server gets: expanded launch per mount. */
   readonly rtspServer: RtspConfig;
   readonly webrtcResolved: ResolvedWebRtc;
@@ -208,6 +224,9 @@ export function parseDesired(document: unknown): DesiredConfig {
     webrtc: webrtcSettingsOf(section(desired.webrtc)),
     analysis: parseAnalysisSettings(desired),
     record: desired.record,
+    origins: parseOriginPolicy(section(desired.http).allowed_origins, 'http.allowed_origins'),
+    authTemplate: desired.auth ?? null,
+    tlsTemplate: desired.tls ?? null,
     unknownKeys: unknownKeys(desired),
   };
 }
@@ -239,7 +258,9 @@ function rtspSettingsOf(settings: Record<string, unknown>, rtspPipeline: string 
     if (`/${name}` === PLAYER_MOUNT && rtspPipeline) throw new ConfigError('rtsp.mounts.player: /player is rtsp_pipeline already');
     mounts.push({ path: `/${name}`, template: launch });
   }
-  return { port: or(settings.port, DEFAULT_RTSP.port), address: or(settings.address, DEFAULT_RTSP.address), mounts };
+  // null turns RTSPS off; absent is the default.
+  const tlsPort = settings.tls_port === undefined ? DEFAULT_RTSP.tlsPort : (settings.tls_port as number | null);
+  return { port: or(settings.port, DEFAULT_RTSP.port), address: or(settings.address, DEFAULT_RTSP.address), tlsPort, mounts };
 }
 
 function httpSettingsOf(settings: Record<string, unknown>, enabled: boolean): HttpSettings {

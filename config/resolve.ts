@@ -4,6 +4,9 @@
  */
 import { realpathSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
+import { rtspAuthSpec } from '../auth/rtspSpec.js';
+import { parseAuthSettings } from '../auth/settings.js';
+import { parseTlsSettings } from '../certs/settings.js';
 import type { RtspConfig } from '../ipc/protocol.js';
 import { MAIN_PIPELINE, PLAYER_MOUNT, type DesiredConfig, type ResolvedConfig, type ResolvedWebRtc } from './desired.js';
 import { ConfigError } from './errors.js';
@@ -90,7 +93,14 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv, op
   if (config.webrtcPipeline) {
     extraLaunches.push({ name: 'webrtc_pipeline', launch: launchOf(config.webrtcPipeline, 'webrtc_pipeline') });
   }
-  const rtspServer: RtspConfig = { port: config.rtsp.port, address: config.rtsp.address, mounts };
+  // Users' passwords and the JWT key come from the environment like pipeline variables, and are redacted the same way.
+  const auth = parseAuthSettings(config.authTemplate, env);
+  remember(auth.secrets);
+  // require_tls turns TLS on: credentials must have a TLS surface to go to.
+  const tls = parseTlsSettings(config.tlsTemplate ?? (auth.settings?.requireTls ? true : undefined), env);
+  remember(tls.secrets);
+  // The RTSPS certificate is the control plane's to add: it is not part of the document.
+  const rtspServer: RtspConfig = { port: config.rtsp.port, address: config.rtsp.address, mounts, auth: rtspAuthSpec(auth.settings), tls: null };
   const mediaRoot = expand(config.http.mediaRoot, env, 'http.media_root').text;
   checkMediaRoot(mediaRoot, options.stateDir);
   const record = parseRecordSettings(config.record, env);
@@ -117,5 +127,18 @@ export function resolveDesired(config: DesiredConfig, env: NodeJS.ProcessEnv, op
   // Keys the schema's walk reported already are not reported twice.
   const known = new Set(config.unknownKeys);
   const recordWarnings = record.warnings.filter((w) => !known.has(w.split(' ')[0]!));
-  return { ...rest, http: { ...config.http, mediaRoot }, pipelines, extraLaunches, secrets, rtspServer, webrtcResolved, recording: record.settings, recordWarnings };
+  return {
+    ...rest,
+    http: { ...config.http, mediaRoot },
+    pipelines,
+    extraLaunches,
+    secrets,
+    rtspServer,
+    webrtcResolved,
+    recording: record.settings,
+    recordWarnings,
+    auth: auth.settings,
+    tls: tls.settings,
+    warnings: auth.warnings,
+  };
 }

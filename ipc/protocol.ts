@@ -15,6 +15,43 @@ export interface RtspConfig {
   readonly port: number;
   readonly address: string;
   readonly mounts: ReadonlyArray<{ readonly path: string; readonly launch: string }>;
+  /** Who may watch which mount (null: open, no RTSPAuth at all, as before auth existed). */
+  readonly auth: RtspAuthSpec | null;
+  /** The RTSPS server beside the plain one (null: none). */
+  readonly tls: RtspTlsSpec | null;
+}
+
+/** One user the RTSP server knows. Only users with a password: Basic and Digest both need it. */
+export interface RtspUserSpec {
+  readonly name: string;
+  /** The expanded password (never logged; the engine hands it to GstRTSPAuth and forgets it). */
+  readonly password: string;
+  /** Mount paths (`/player`) this user may watch, or `*` for every mount. */
+  readonly mounts: '*' | readonly string[];
+}
+
+/** RTSP authentication: users, what anyone may watch, and how credentials may be sent. */
+export interface RtspAuthSpec {
+  /** `WWW-Authenticate` realm (Digest hashes include it, so it must stay stable while clients are connected). */
+  readonly realm: string;
+  readonly users: readonly RtspUserSpec[];
+  /** Mount paths anyone may watch without credentials, or `*`. */
+  readonly anonymousMounts: '*' | readonly string[];
+  /**
+   * `auth.require_tls`: the plain server takes no credentials at all. Protected mounts answer 401 without a
+   * challenge there, so no client is asked to send a password in clear.
+   */
+  readonly requireTls: boolean;
+}
+
+/** The RTSPS server: a second RTSPServer instance on its own port (TLS takes over the whole port). */
+export interface RtspTlsSpec {
+  readonly port: number;
+  readonly address: string;
+  /** PEM: the certificate and its chain, leaf first. */
+  readonly certificatePem: string;
+  /** PEM private key of the leaf certificate (checked to match before it is sent). */
+  readonly privateKeyPem: string;
 }
 
 /** One WebRTC viewer's peer as the engine builds it. */
@@ -150,7 +187,8 @@ export type EngineEvent =
   /** `sourceUri`: the pipeline's network source (a camera whose end of stream means it hung up), if it has one. */
   | { type: 'eos'; pipeline: string; run: number; sourceUri?: string | null }
   | { type: 'stopped'; pipeline: string; run: number; eos: boolean }
-  | { type: 'rtsp'; port: number | null; mounts: string[]; error: string | null }
+  /** `tlsPort`: the RTSPS server's bound port (null: none). */
+  | { type: 'rtsp'; port: number | null; tlsPort?: number | null; mounts: string[]; error: string | null }
   | { type: 'stats'; stats: EngineStats }
   | { type: 'webrtc-signal'; peer: string; signal: SignalMessage }
   | { type: 'webrtc-state'; peer: string; state: WebRtcPeerState; reason: string | null }
@@ -193,6 +231,8 @@ const TAP_SPEC = fields({ analyzer: str, source: ANALYSIS_SOURCE, fps: num, inpu
 const RECORDER_SPEC = fields({ name: str, stream: str, audio: nullable(str), dir: str, segmentMs: num, fragmentMs: num });
 const RECORDED_SEGMENT = fields({ recorder: str, stream: str, path: str, startMs: num, durationMs: num, size: num, audio: bool });
 const RECORDER_STATE = oneOf('waiting', 'recording', 'stopping', 'stopped', 'failed');
+/** `*` or a list of mount paths. */
+const MOUNTS: Check = (v) => v === '*' || arrayOf(str)(v);
 
 /** The fields of every engine event, by type: what {@link isEngineEvent} checks. */
 const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check> } = {
@@ -203,7 +243,7 @@ const EVENT_FIELDS: { readonly [T in EngineEvent['type']]: Record<string, Check>
   warning: { ...RUN, message: str, source: str },
   eos: { ...RUN, sourceUri: optional(nullable(str)) },
   stopped: { ...RUN, eos: bool },
-  rtsp: { port: nullable(num), mounts: arrayOf(str), error: nullable(str) },
+  rtsp: { port: nullable(num), tlsPort: optional(nullable(num)), mounts: arrayOf(str), error: nullable(str) },
   stats: { stats: STATS },
   'webrtc-signal': { peer: str, signal: SIGNAL },
   'webrtc-state': { peer: str, state: oneOf('connecting', 'negotiating', 'connected', 'disconnected', 'failed', 'closed'), reason: nullable(str) },
@@ -221,7 +261,15 @@ const COMMAND_FIELDS: { readonly [T in EngineCommand['type']]: Record<string, Ch
   validate: { id: num, launch: str },
   start: { ...RUN, launch: str },
   stop: { ...RUN, graceful: bool, timeoutMs: num },
-  rtsp: { config: fields({ port: num, address: str, mounts: arrayOf(fields({ path: str, launch: str })) }) },
+  rtsp: {
+    config: fields({
+      port: num,
+      address: str,
+      mounts: arrayOf(fields({ path: str, launch: str })),
+      auth: nullable(fields({ realm: str, users: arrayOf(fields({ name: str, password: str, mounts: MOUNTS })), anonymousMounts: MOUNTS, requireTls: bool })),
+      tls: nullable(fields({ port: num, address: str, certificatePem: str, privateKeyPem: str })),
+    }),
+  },
   'webrtc-open': {
     spec: fields({
       peer: str,

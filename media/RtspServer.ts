@@ -1,7 +1,9 @@
 import type { Subscription } from 'rxjs';
-import type { EngineEvent, RtspConfig } from '../ipc/protocol.js';
+import { mountsLosingAccess } from '../auth/rtspSpec.js';
+import type { EngineEvent, RtspAuthSpec, RtspConfig, RtspTlsSpec } from '../ipc/protocol.js';
 import { errorMessage } from '../config/errors.js';
 import { allElements, asProxySrc, gi, GLib, type GstElement } from './gst.js';
+import { applyRtspAuth } from './rtspAuth.js';
 import type { SampleHub } from './SampleHub.js';
 
 const GstRtspServer = gi.require('GstRtspServer', '1.0');
@@ -24,11 +26,21 @@ interface Mount {
   readonly factory: Factory;
   /** Feeds of the media built from this mount (one while shared), ended when the media is unprepared. */
   readonly feeds: Set<Subscription>;
-  /** The prepared media (shared: one), to read RTP session counters from. */
-  readonly media: Set<Media>;
-  /** RTP bytes the media produced when last read, and bytes sent to viewers so far. */
-  produced: number;
+  /**
+   * The prepared media (shared: one per server, since the factory's key holds the port) with the RTP bytes each
+   * produced when last read, to read RTP session counters from.
+   */
+  readonly media: Map<Media, number>;
+  /** RTP bytes sent to viewers so far. */
   bytesSent: number;
+}
+
+/** Viewers per mount and per media, with the number of sessions and the time they were counted. */
+interface ViewerCount {
+  readonly sessions: number;
+  readonly at: number;
+  readonly viewers: Record<string, number>;
+  readonly byMedia: ReadonlyMap<Media, number>;
 }
 
 /** Octets sent by the session's own (internal) RTP sources, from the `stats` structure of an RTPSession. */
@@ -47,6 +59,11 @@ export function octetsSent(statsText: string): number {
  * from the sample hub when its launch line starts from `appsrc name=videosrc` (or `proxysrc name=videosrc`). A
  * new main pipeline changes the producer behind the hub, not the media, so viewers stay connected. Viewer
  * counts are the sessions in PLAYING state.
+ *
+ * With a certificate, a second RTSPServer serves RTSPS on its own port (TLS takes over a whole port) from the
+ * same mount points. Users and rights (media/rtspAuth.ts) apply to both, live: a change replaces the RTSPAuth
+ * objects and permissions, and closes the viewers of the mounts where someone lost access (GstRtspServer does
+ * not tell which connection is which user, so it is per mount).
  */
 export class RtspServer {
   readonly #hub: SampleHub;
@@ -55,6 +72,17 @@ export class RtspServer {
   readonly #findElement: (name: string) => GstElement | null;
   #server: Server | null = null;
   #sourceId = 0;
+  /** The RTSPS server (same mount points), while a certificate is configured. */
+  #tlsServer: Server | null = null;
+  #tlsSourceId = 0;
+  /** The RTSPS server's bound port. */
+  #tlsPort = 0;
+  /** The RTSPS settings in force (port, address, certificate). */
+  #tls: RtspTlsSpec | null = null;
+  /** The users and rights in force (null: open). */
+  #auth: RtspAuthSpec | null = null;
+  /** Whether RTSPAuth objects are set on the servers (open with a plain server only: none, as before auth). */
+  #authSet = false;
   /** The bound port (differs from the asked one when that was 0). */
   #port = 0;
   /** Port and address as asked, to tell whether a new config needs a new server. */
@@ -62,7 +90,7 @@ export class RtspServer {
   #address = '';
   readonly #mounts = new Map<string, Mount>();
   /** The last viewer count, with the number of sessions and the time it was taken. */
-  #lastCount: { sessions: number; at: number; viewers: Record<string, number> } = { sessions: -1, at: 0, viewers: {} };
+  #lastCount: ViewerCount = { sessions: -1, at: 0, viewers: {}, byMedia: new Map() };
   /** proxysrc elements of live media, re-pointed when a new producer pipeline starts. */
   readonly #proxySources = new Set<GstElement>();
 
@@ -72,23 +100,33 @@ export class RtspServer {
     this.#findElement = findElement;
   }
 
-  /** Applies a config: recreates the server when port or address change, remounts what changed. */
+  /**
+   * Applies a config: recreates a server when its port or address change, remounts what changed, and puts
+   * users, rights and the RTSPS certificate in force (a new certificate reaches new TLS connections; the
+   * open ones keep theirs).
+   */
   configure(config: RtspConfig): void {
     if (config.mounts.length === 0) {
       this.close();
-      this.#emit({ type: 'rtsp', port: null, mounts: [], error: null });
+      this.#emit({ type: 'rtsp', port: null, tlsPort: null, mounts: [], error: null });
       return;
     }
     if (!this.#server || this.#requestedPort !== config.port || this.#address !== config.address) {
       this.close();
       const error = this.#listen(config.port, config.address);
       if (error) {
-        this.#emit({ type: 'rtsp', port: null, mounts: [], error });
+        this.#emit({ type: 'rtsp', port: null, tlsPort: null, mounts: [], error });
         return;
       }
     }
+    let tlsError: string | null = null;
+    const tls = config.tls;
+    if (this.#tlsServer && (tls === null || tls.port !== this.#tls?.port || tls.address !== this.#tls.address)) this.#closeTls();
+    const tlsStarted = tls !== null && this.#tlsServer === null;
+    if (tlsStarted) tlsError = this.#listenTls(tls);
     const mountPoints = this.#server!.getMountPoints()!;
     const wanted = new Map(config.mounts.map((m) => [m.path, m.launch]));
+    let added = false;
     for (const [path, mount] of this.#mounts) {
       if (wanted.get(path) === mount.launch) continue;
       mountPoints.removeFactory(path);
@@ -96,15 +134,50 @@ export class RtspServer {
       for (const feed of mount.feeds) feed.unsubscribe();
       this.#mounts.delete(path);
     }
+    const kept = [...this.#mounts.keys()];
     for (const [path, launch] of wanted) {
       if (this.#mounts.has(path)) continue;
       const mount = this.#mount(path, launch);
       mountPoints.addFactory(path, mount.factory);
       this.#mounts.set(path, mount);
+      added = true;
     }
+    tlsError = this.#applyAuth(config.auth, this.#tlsServer ? tls : null, added || tlsStarted, kept) ?? tlsError;
     // The cached viewer count is per mount: count again for the new set.
-    this.#lastCount = { sessions: -1, at: 0, viewers: {} };
-    this.#emit({ type: 'rtsp', port: this.#port, mounts: [...this.#mounts.keys()], error: null });
+    this.#lastCount = { sessions: -1, at: 0, viewers: {}, byMedia: new Map() };
+    const tlsPort = this.#tlsServer ? this.#tlsPort : null;
+    this.#emit({ type: 'rtsp', port: this.#port, tlsPort, mounts: [...this.#mounts.keys()], error: tlsError });
+  }
+
+  /**
+   * Sets users, rights and the RTSPS certificate on both servers and every mount when any of them changed (or
+   * mounts were added, which need permissions); closes the viewers of kept mounts where someone lost access.
+   * Returns an error when the RTSPS certificate cannot be used (the RTSPS server is then closed).
+   */
+  #applyAuth(auth: RtspAuthSpec | null, tls: RtspTlsSpec | null, fresh: boolean, kept: readonly string[]): string | null {
+    const before = this.#auth;
+    const authChanged = JSON.stringify(before) !== JSON.stringify(auth);
+    const certChanged = tls !== null && (this.#tls === null || tls.certificatePem !== this.#tls.certificatePem || tls.privateKeyPem !== this.#tls.privateKeyPem);
+    const needed = auth !== null || tls !== null;
+    this.#auth = auth;
+    this.#tls = tls;
+    if (!needed && !this.#authSet) return null; // open, plain only: no RTSPAuth at all, as before auth existed
+    if (!authChanged && !certChanged && !fresh && this.#authSet === needed) return null;
+    let error: string | null = null;
+    const factories = new Map([...this.#mounts].map(([path, mount]) => [path, mount.factory]));
+    const apply = (withTls: RtspTlsSpec | null) =>
+      applyRtspAuth({ plain: this.#server, tls: withTls && this.#tlsServer ? { server: this.#tlsServer, certificate: withTls } : null, factories }, auth);
+    try {
+      apply(tls);
+    } catch (failure) {
+      error = `RTSPS off: ${errorMessage(failure)}`;
+      this.#closeTls();
+      this.#tls = null;
+      apply(null);
+    }
+    this.#authSet = auth !== null || this.#tlsServer !== null;
+    if (authChanged) for (const path of mountsLosingAccess(before, auth, kept)) this.#disconnectViewers(path);
+    return error;
   }
 
   /**
@@ -113,20 +186,23 @@ export class RtspServer {
    * RTP sessions produced since the last call count once per current viewer. Call it about once a second.
    */
   stats(): Record<string, { viewers: number; bytesSent: number }> {
-    const viewers = this.#countViewers();
+    const { viewers, byMedia } = this.#countViewers();
     const result: Record<string, { viewers: number; bytesSent: number }> = {};
     for (const [path, mount] of this.#mounts) {
-      let produced = 0;
-      for (const media of mount.media) {
+      // Each media's viewers; a mount whose sessions could not be told apart by media (one media, as without
+      // RTSPS) gives all of them to its only media.
+      const known = [...mount.media.keys()].reduce((sum, media) => sum + (byMedia.get(media) ?? 0), 0);
+      for (const [media, last] of mount.media) {
+        let produced = 0;
         for (let i = 0; i < media.nStreams(); i++) {
           const session = media.getStream(i)?.getRtpsession() as { stats?: { toString(): string } } | null;
           if (session?.stats) produced += octetsSent(session.stats.toString());
         }
+        const delta = produced >= last ? produced - last : produced;
+        mount.media.set(media, produced);
+        const watching = known === viewers[path] ? (byMedia.get(media) ?? 0) : mount.media.size === 1 ? viewers[path]! : 0;
+        mount.bytesSent += delta * watching;
       }
-      // A new media starts counting from zero.
-      const delta = produced >= mount.produced ? produced - mount.produced : produced;
-      mount.produced = produced;
-      mount.bytesSent += delta * viewers[path]!;
       result[path] = { viewers: viewers[path]!, bytesSent: mount.bytesSent };
     }
     return result;
@@ -137,30 +213,40 @@ export class RtspServer {
    * percent of a core at 100 viewers when done every second: with many sessions and no change in their
    * number, the last count is reused for up to {@link RECOUNT_MS}.
    */
-  #countViewers(): Record<string, number> {
-    const pool = this.#server?.getSessionPool();
-    const sessions = pool?.getNSessions() ?? 0;
+  #countViewers(): ViewerCount {
+    const pools = this.#servers().map((server) => server.getSessionPool()).filter((pool) => pool !== null);
+    const sessions = pools.reduce((sum, pool) => sum + pool.getNSessions(), 0);
     const now = Date.now();
     const fresh = sessions <= FEW_SESSIONS || sessions !== this.#lastCount.sessions || now - this.#lastCount.at >= RECOUNT_MS;
-    if (!fresh) return this.#lastCount.viewers;
+    if (!fresh) return this.#lastCount;
     const viewers: Record<string, number> = Object.fromEntries([...this.#mounts.keys()].map((p) => [p, 0]));
+    const byMedia = new Map<Media, number>();
     const paths = [...this.#mounts.keys()];
     const { KEEP } = GstRtspServer.RTSPFilterResult;
-    pool?.filter((_pool, session) =>
-      this.#guard('counting viewers', KEEP, () => {
-        session.filter((_session, media) =>
-          this.#guard('counting viewers', KEEP, () => {
-            if (media.getRtspState() !== RTSP_STATE_PLAYING) return KEEP;
-            const path = paths.length === 1 ? paths[0] : paths.find((p) => media.matches(p)[0]);
-            if (path) viewers[path]!++;
-            return KEEP;
-          }),
-        );
-        return KEEP;
-      }),
-    );
-    this.#lastCount = { sessions, at: now, viewers };
-    return viewers;
+    for (const pool of pools) {
+      pool.filter((_pool, session) =>
+        this.#guard('counting viewers', KEEP, () => {
+          session.filter((_session, sessionMedia) =>
+            this.#guard('counting viewers', KEEP, () => {
+              if (sessionMedia.getRtspState() !== RTSP_STATE_PLAYING) return KEEP;
+              const path = paths.length === 1 ? paths[0] : paths.find((p) => sessionMedia.matches(p)[0]);
+              if (path) viewers[path]!++;
+              const media = sessionMedia.getMedia();
+              if (media) byMedia.set(media, (byMedia.get(media) ?? 0) + 1);
+              return KEEP;
+            }),
+          );
+          return KEEP;
+        }),
+      );
+    }
+    this.#lastCount = { sessions, at: now, viewers, byMedia };
+    return this.#lastCount;
+  }
+
+  /** The servers listening now: the plain one, and the RTSPS one when there is one. */
+  #servers(): Server[] {
+    return [this.#server, this.#tlsServer].filter((server) => server !== null);
   }
 
   /** A producer pipeline started: point live proxysrcs at its proxysinks. */
@@ -169,6 +255,10 @@ export class RtspServer {
   }
 
   close(): void {
+    this.#closeTls();
+    this.#auth = null;
+    this.#tls = null;
+    this.#authSet = false;
     if (!this.#server) return;
     for (const path of this.#mounts.keys()) this.#server.getMountPoints()?.removeFactory(path);
     this.#server.clientFilter(() => GstRtspServer.RTSPFilterResult.REMOVE);
@@ -177,6 +267,30 @@ export class RtspServer {
     if (this.#sourceId) GLib.sourceRemove(this.#sourceId);
     this.#server = null;
     this.#sourceId = 0;
+  }
+
+  /** Closes the RTSPS server and its connections; the plain one and the mounts stay. */
+  #closeTls(): void {
+    if (!this.#tlsServer) return;
+    this.#tlsServer.clientFilter(() => GstRtspServer.RTSPFilterResult.REMOVE);
+    if (this.#tlsSourceId) GLib.sourceRemove(this.#tlsSourceId);
+    this.#tlsServer = null;
+    this.#tlsSourceId = 0;
+    this.#tlsPort = 0;
+  }
+
+  /** Starts the RTSPS server on the plain server's mount points (the caller sets its auth, which holds the certificate). */
+  #listenTls(tls: RtspTlsSpec): string | null {
+    const server = new GstRtspServer.RTSPServer();
+    server.address = tls.address;
+    server.service = String(tls.port);
+    server.setMountPoints(this.#server!.getMountPoints());
+    const id = server.attach(null);
+    if (!id) return `RTSPS cannot listen on ${tls.address}:${tls.port} (in use?)`;
+    this.#tlsServer = server;
+    this.#tlsSourceId = id;
+    this.#tlsPort = server.getBoundPort();
+    return null;
   }
 
   #listen(port: number, address: string): string | null {
@@ -196,7 +310,11 @@ export class RtspServer {
   /** Closes the connections of every client with a session on `path`. */
   #disconnectViewers(path: string): void {
     const { KEEP, REMOVE } = GstRtspServer.RTSPFilterResult;
-    this.#server?.clientFilter((_server, client) =>
+    for (const server of this.#servers()) this.#disconnectOn(server, path, KEEP, REMOVE);
+  }
+
+  #disconnectOn(server: Server, path: string, KEEP: number, REMOVE: number): void {
+    server.clientFilter((_server, client) =>
       this.#guard(`closing the viewers of ${path}`, KEEP, () => {
         let watching = false;
         client.sessionFilter((_client, session) =>
@@ -219,7 +337,7 @@ export class RtspServer {
     const factory = new GstRtspServer.RTSPMediaFactory();
     factory.setLaunch(launch.trim().startsWith('(') ? launch : `( ${launch} )`);
     factory.setShared(true);
-    const mount: Mount = { launch, factory, feeds: new Set(), media: new Set(), produced: 0, bytesSent: 0 };
+    const mount: Mount = { launch, factory, feeds: new Set(), media: new Map(), bytesSent: 0 };
     factory.on('media-configure', (media: Media) => this.#guard(`RTSP ${path}: media-configure`, undefined, () => this.#configureMedia(mount, media)));
     return mount;
   }
@@ -240,7 +358,7 @@ export class RtspServer {
       }
     }
     for (const feed of feeds) mount.feeds.add(feed);
-    mount.media.add(media);
+    mount.media.set(media, 0);
     media.on('unprepared', () =>
       this.#guard('RTSP media unprepared', undefined, () => {
         mount.media.delete(media);

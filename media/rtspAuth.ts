@@ -1,4 +1,4 @@
-import type { RtspAuthSpec, RtspTlsSpec } from '../ipc/rtspAuth.js';
+import type { RtspAuthSpec, RtspTlsSpec } from '../ipc/protocol.js';
 import { gi } from './gst.js';
 
 const GstRtspServer = gi.require('GstRtspServer', '1.0');

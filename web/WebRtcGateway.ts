@@ -8,6 +8,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { createActor, fromCallback } from 'xstate';
 import type { WebRtcPort } from '../actors/ControlPlane.js';
 import type { FrameResult } from '../analysis/types.js';
+import type { Principal } from '../auth/AccessControl.js';
+import { originAllowed, SAME_ORIGIN_ONLY, whepCorsHeaders, whepPreflight, type OriginPolicy } from '../auth/origin.js';
 import { DEFAULT_WEBRTC } from '../config/defaults.js';
 import type { ResolvedWebRtc } from '../config/desired.js';
 import type { SignalMessage } from '../ipc/protocol.js';
@@ -22,6 +24,7 @@ import {
 } from '../machines/webrtcPeer.js';
 import { Admission, admissionLimits, clientKey } from './admission.js';
 import { closeReason } from './closeReason.js';
+import type { WebAuth } from './WebAuth.js';
 
 /** The seed's signalling path. */
 export const SIGNALLING_PATH = '/ws';
@@ -98,6 +101,10 @@ export interface WebRtcGatewayOptions {
   readonly logger: Logger;
   /** Analysed frames (the control plane's), sent to every seed-protocol viewer as `{"analysis": ...}`. */
   readonly analysis$?: Observable<FrameResult>;
+  /** Who may watch (/ws and WHEP need the `webrtc` right); viewers whose rights change are closed. */
+  readonly auth: WebAuth;
+  /** Which browser origins may use /ws and WHEP (the applied `http.allowed_origins`; default same origin). */
+  readonly origins?: () => OriginPolicy;
 }
 
 /**
@@ -121,8 +128,14 @@ export class WebRtcGateway {
   readonly #admission: Admission;
   /** The client key each viewer was admitted under, released when it closes. */
   readonly #admitted = new Map<string, string>();
+  readonly #auth: WebAuth;
+  readonly #origins: () => OriginPolicy;
+  /** Per viewer: stops watching its principal's rights (called when it closes). */
+  readonly #untrack = new Map<string, () => void>();
 
   constructor(options: WebRtcGatewayOptions) {
+    this.#auth = options.auth;
+    this.#origins = options.origins ?? (() => SAME_ORIGIN_ONLY);
     this.#webrtc = options.webrtc;
     this.#redact = options.redact;
     this.#log = options.logger.child({ component: 'webrtc' });
@@ -155,14 +168,45 @@ export class WebRtcGateway {
         socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
         return;
       }
-      this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onSocket(ws, clientKey(request.socket.remoteAddress)));
+      // Websockets are outside CORS: a page of another site could use a viewer's browser (and credentials).
+      if (!originAllowed(this.#origins(), { origin: request.headers.origin, host: request.headers.host })) {
+        this.#log.warn({ event: 'webrtc-origin-refused' }, 'refused a signalling websocket from an origin that is not allowed (http.allowed_origins)');
+        this.#auth.refuseUpgrade(socket, { status: 403, message: 'origin not allowed (http.allowed_origins)' });
+        return;
+      }
+      socket.on('error', () => socket.destroy());
+      void this.#auth.admit(request, 'webrtc', 'websocket').then(
+        (admission) => {
+          if (socket.destroyed) return;
+          if (!admission.ok) return this.#auth.refuseUpgrade(socket, admission.refusal);
+          this.#wss.handleUpgrade(request, socket, head, (ws) =>
+            this.#onSocket(ws, clientKey(request.socket.remoteAddress), admission.principal, admission.secure),
+          );
+        },
+        () => socket.destroy(),
+      );
     });
   }
 
   /** WHEP routes on the web server. */
   routes(app: FastifyInstance): void {
     app.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SIGNAL_BYTES }, (_request, body, done) => done(null, body));
+    // CORS: preflights from allowed origins are answered (they carry no credentials); others are refused.
+    app.options(`${WHEP_PREFIX}/*`, async (request, reply) => {
+      const { origin, host } = request.headers;
+      const decision = whepPreflight(this.#origins(), {
+        origin,
+        host,
+        method: request.headers['access-control-request-method'] as string | undefined,
+        headers: request.headers['access-control-request-headers'] as string | undefined,
+      });
+      if (!decision.allowed) return reply.code(decision.status).send({ error: decision.reason });
+      return reply.code(204).headers(decision.headers).send();
+    });
     app.post(`${WHEP_PREFIX}/:name`, async (request, reply) => {
+      const cors = whepCorsHeaders(this.#origins(), { origin: request.headers.origin, host: request.headers.host });
+      if (!cors.allowed) return reply.code(cors.status).send({ error: cors.reason });
+      reply.headers(cors.headers);
       const offer = request.body;
       if (typeof offer !== 'string' || !request.headers['content-type']?.startsWith('application/sdp')) {
         return reply.code(415).send({ error: 'POST an SDP offer with Content-Type: application/sdp' });
@@ -176,9 +220,10 @@ export class WebRtcGateway {
       if (!admitted.ok) return reply.code(429).header('retry-after', String(admitted.retryAfterS)).send({ error: admitted.reason });
       const id = randomUUID();
       this.#admitted.set(id, key);
+      const who = this.#auth.principalOf(request.raw);
       // The peer machine bounds the wait (negotiation timeout): it answers or it closes.
       const outcome = new Promise<{ sdp: string } | { error: string }>((resolve) => {
-        const actor = this.#open(id, null, offer);
+        const actor = this.#open(id, null, offer, who ?? null);
         actor.on('answered', ({ sdp }) => resolve({ sdp }));
         actor.on('closed', ({ reason }) => resolve({ error: reason }));
       });
@@ -192,6 +237,9 @@ export class WebRtcGateway {
         .send(result.sdp);
     });
     app.delete(`${WHEP_PREFIX}/:name/:peer`, async (request, reply) => {
+      const cors = whepCorsHeaders(this.#origins(), { origin: request.headers.origin, host: request.headers.host });
+      if (!cors.allowed) return reply.code(cors.status).send({ error: cors.reason });
+      reply.headers(cors.headers);
       const peer = (request.params as { peer: string }).peer;
       if (!viewerChildren(this.#viewers.getSnapshot()).has(peer) || this.#sockets.has(peer)) return reply.code(404).send({ error: 'no such WHEP session' });
       this.#viewers.send({ type: 'TO', peer, event: { type: 'CLOSE', reason: 'WHEP DELETE' } });
@@ -216,7 +264,7 @@ export class WebRtcGateway {
     return null;
   }
 
-  #onSocket(ws: WebSocket, key: string): void {
+  #onSocket(ws: WebSocket, key: string, principal: Principal, secure: boolean): void {
     const refusal = this.#refusal();
     if (refusal) {
       ws.close(refusal.code, closeReason(refusal.reason));
@@ -268,7 +316,7 @@ export class WebRtcGateway {
     });
     // An oversized frame (maxPayload) errors the socket: it closes, nothing else does.
     ws.on('error', (error) => this.#log.warn({ peer: id }, `viewer socket error: ${error.message}`));
-    this.#open(id, ws, null);
+    this.#open(id, ws, null, { principal, secure });
   }
 
   /** The engine side of one peer: opened when the peer actor starts, closed when it leaves `open`. */
@@ -312,12 +360,17 @@ export class WebRtcGateway {
   /** WHEP offers, from the POST to the peer's session start. */
   readonly #offers = new Map<string, string>();
 
-  #open(id: string, socket: WebSocket | null, offer: string | null) {
+  #open(id: string, socket: WebSocket | null, offer: string | null, who: { principal: Principal; secure: boolean } | null) {
     const config = this.#config()!;
     if (socket) this.#sockets.set(id, socket);
     if (offer) this.#offers.set(id, offer);
     this.#viewers.send({ type: 'ADD', input: { peer: id, negotiationTimeoutMs: config.negotiationTimeoutMs } });
     const actor = viewerChildren(this.#viewers.getSnapshot()).get(id)!;
+    // A viewer whose rights change (open -> protected included), or whose token expires, is closed (the page signs
+    // in again and reconnects).
+    if (who) {
+      this.#untrack.set(id, this.#auth.track(who.principal, who.secure, (reason) => this.#viewers.send({ type: 'TO', peer: id, event: { type: 'CLOSE', reason } })));
+    }
     actor.on('connected', () => {
       this.#watching.add(id);
       this.#log.info({ event: 'webrtc-connected', peer: id }, `WebRTC viewer ${id} connected`);
@@ -326,6 +379,8 @@ export class WebRtcGateway {
       const reason = this.#redact(raw);
       this.#sockets.delete(id);
       this.#watching.delete(id);
+      this.#untrack.get(id)?.();
+      this.#untrack.delete(id);
       const key = this.#admitted.get(id);
       this.#admitted.delete(id);
       if (key !== undefined) this.#admission.release(key);

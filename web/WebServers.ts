@@ -5,12 +5,15 @@ import type { BehaviorSubject, Subscription } from 'rxjs';
 import type { StatusDocument } from '../actors/ControlPlane.js';
 import type { Metrics } from '../actors/Metrics.js';
 import type { RecordingsPort } from '../actors/ModuleRecordings.js';
+import type { ServerCertificate } from '../certs/certificate.js';
 import { displayHost } from '../config/defaults.js';
 import type { HttpSettings, MetricsSettings, ResolvedConfig } from '../config/desired.js';
 import { boundedFastify, createWebApp } from './app.js';
 import { countRequests, metricsRoute } from './metricsRoute.js';
 import { recordingsRoute } from './recordingsRoute.js';
+import { addTls, type TlsSide } from './plainAndTls.js';
 import { statusRoutes } from './statusRoutes.js';
+import type { WebAuth } from './WebAuth.js';
 import type { WebRtcGateway } from './WebRtcGateway.js';
 
 /** What the web servers follow and serve. */
@@ -22,6 +25,10 @@ export interface WebServersOptions {
   readonly metrics: Metrics;
   /** WebRTC signalling (/ws) and WHEP, on the web server. */
   readonly webrtc: WebRtcGateway;
+  /** Who may do what on both servers. */
+  readonly auth: WebAuth;
+  /** The server certificate (null: plain HTTP only); with one, both ports speak HTTPS beside HTTP. */
+  readonly certificate$: BehaviorSubject<ServerCertificate | null>;
   readonly logger: Logger;
   /** Recorded segments, for /api/recordings (absent: no such route). */
   readonly recordings?: RecordingsPort;
@@ -30,6 +37,8 @@ export interface WebServersOptions {
 interface Running<T> {
   readonly settings: T;
   readonly app: FastifyInstance;
+  /** The HTTPS side of the port, while a certificate is configured. */
+  readonly tls: TlsSide | null;
 }
 
 /**
@@ -47,11 +56,14 @@ export class WebServers {
   /** Reconciliations run one after the other. */
   #queue: Promise<void> = Promise.resolve();
   #subscription: Subscription | null = null;
+  #certificates: Subscription | null = null;
 
   /** WebRTC signalling (/ws) and WHEP, on the web server. */
   readonly #webrtc: WebRtcGateway;
   /** Recorded segments (/api/recordings). */
   readonly #recordings: RecordingsPort | undefined;
+  readonly #auth: WebAuth;
+  readonly #certificate$: BehaviorSubject<ServerCertificate | null>;
 
   constructor(options: WebServersOptions) {
     this.#applied$ = options.applied$;
@@ -59,21 +71,32 @@ export class WebServers {
     this.#metrics = options.metrics;
     this.#webrtc = options.webrtc;
     this.#recordings = options.recordings;
+    this.#auth = options.auth;
+    this.#certificate$ = options.certificate$;
     this.#log = options.logger.child({ component: 'http' });
   }
 
   start(): void {
-    this.#subscription = this.#applied$.subscribe((config) => {
+    const reconcile = () => {
+      const config = this.#applied$.value;
       if (!config) return;
       // A failed reconcile is logged and the next config tries again: the queue itself must never reject.
       this.#queue = this.#queue
         .then(() => this.#reconcile(config))
         .catch((error: unknown) => this.#log.error({ event: 'http-reconcile-failed' }, `web servers not updated: ${(error as Error).message ?? String(error)}`));
+    };
+    this.#subscription = this.#applied$.subscribe(reconcile);
+    // A renewed certificate is swapped in without a restart; TLS turned on or off restarts the servers.
+    this.#certificates = this.#certificate$.subscribe((cert) => {
+      const servers = [this.#web, this.#metricsServer].filter((s) => s !== null);
+      if (cert && servers.every((s) => s.tls !== null)) for (const server of servers) server.tls!.setCertificate(cert);
+      else reconcile();
     });
   }
 
   async close(): Promise<void> {
     this.#subscription?.unsubscribe();
+    this.#certificates?.unsubscribe();
     this.#webrtc.closeAll('module stopping');
     await this.#queue;
     await Promise.all([this.#web?.app.close(), this.#metricsServer?.app.close()]);
@@ -83,7 +106,9 @@ export class WebServers {
 
   async #reconcile(config: ResolvedConfig): Promise<void> {
     const http = config.http;
-    if (!same(this.#web?.settings, http)) {
+    const cert = this.#certificate$.value;
+    const tlsChanged = (server: Running<unknown> | null) => server !== null && (server.tls !== null) !== (cert !== null);
+    if (!same(this.#web?.settings, http) || tlsChanged(this.#web)) {
       if (this.#web) this.#webrtc.closeAll('web server restarting');
       await this.#web?.app.close();
       this.#web = null;
@@ -92,6 +117,8 @@ export class WebServers {
           mediaRoot: http.mediaRoot,
           logger: false,
           extraRoutes: (scope) => {
+            this.#auth.guard(scope, 'web');
+            this.#auth.sessionRoute(scope);
             countRequests(scope, this.#metrics);
             metricsRoute(scope, this.#metrics);
             statusRoutes(scope, this.#status$);
@@ -101,16 +128,18 @@ export class WebServers {
         });
         this.#web = await this.#listen(app, http, 'http');
         if (this.#web) this.#webrtc.attach(this.#web.app.server);
+        if (this.#web?.tls) this.#webrtc.attach(this.#web.tls.server);
       } else {
         this.#log.info({ event: 'http-off' }, 'web server off (http_server: false)');
       }
     }
     const metrics = config.metrics;
-    if (!same(this.#metricsServer?.settings, metrics)) {
+    if (!same(this.#metricsServer?.settings, metrics) || tlsChanged(this.#metricsServer)) {
       await this.#metricsServer?.app.close();
       this.#metricsServer = null;
       if (metrics.port !== null) {
         const app = boundedFastify(false);
+        this.#auth.guard(app, 'metrics');
         metricsRoute(app, this.#metrics);
         this.#metricsServer = await this.#listen(app, { ...metrics, port: metrics.port }, 'metrics');
       }
@@ -118,6 +147,10 @@ export class WebServers {
   }
 
   async #listen<T extends { port: number; address: string }>(app: FastifyInstance, settings: T, kind: 'http' | 'metrics'): Promise<Running<T> | null> {
+    const cert = this.#certificate$.value;
+    const tls = cert ? addTls(app, cert) : null;
+    // TLS connections are the HTTPS server's: they end with the app.
+    if (tls) app.addHook('preClose', async () => tls.close());
     try {
       await app.listen({ host: settings.address, port: settings.port });
     } catch (error) {
@@ -127,12 +160,14 @@ export class WebServers {
     }
     const { port } = app.server.address() as AddressInfo;
     const host = displayHost(settings.address);
+    const scheme = tls ? 'https' : 'http';
     const where =
       kind === 'http'
-        ? `http://${host}:${port}/ (status page); players: /wwwroot/webrtc.html, /wwwroot/hls.html; /metrics, /api/status, /media/`
-        : `http://${host}:${port}/metrics`;
-    this.#log.info({ event: `${kind}-listening`, port }, `${kind === 'http' ? 'web server' : 'metrics'}: ${where}`);
-    return { settings, app };
+        ? `${scheme}://${host}:${port}/ (status page); players: /wwwroot/webrtc.html, /wwwroot/hls.html; /metrics, /api/status, /media/`
+        : `${scheme}://${host}:${port}/metrics`;
+    const both = tls ? ' (plain http:// on the same port too)' : '';
+    this.#log.info({ event: `${kind}-listening`, port, tls: tls !== null }, `${kind === 'http' ? 'web server' : 'metrics'}: ${where}${both}`);
+    return { settings, app, tls };
   }
 }
 

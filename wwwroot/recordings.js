@@ -44,7 +44,9 @@
   function play(segment) {
     const video = $('recording-player');
     video.hidden = false;
-    video.src = `/api/recordings/${encodeURIComponent(segment.id)}/file`;
+    const src = `/api/recordings/${encodeURIComponent(segment.id)}/file`;
+    // A <video> cannot send a header: the token goes in the URL, as for the websocket.
+    video.src = window.gstAuth ? window.gstAuth.withToken(src) : src;
     $('recording-playing').textContent = `${segment.stream} ${new Date(segment.start).toLocaleString()}`;
     video.play().catch(() => undefined);
   }
@@ -85,7 +87,9 @@
     lastFetch = Date.now();
     const from = new Date(Date.now() - 6 * 3600 * 1000).toISOString();
     try {
-      const response = await fetch(`/api/recordings?from=${encodeURIComponent(from)}&limit=5000`, { cache: 'no-store' });
+      // Signed like the page's other requests when the module asks for sign-in (auth.js).
+      const headers = window.gstAuth ? window.gstAuth.headers() : {};
+      const response = await fetch(`/api/recordings?from=${encodeURIComponent(from)}&limit=5000`, { cache: 'no-store', headers });
       if (!response.ok) return;
       renderList(await response.json());
     } catch {

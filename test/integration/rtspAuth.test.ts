@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { mountsLosingAccess } from '../../auth/rtspSpec.js';
-import type { RtspAuthSpec } from '../../ipc/rtspAuth.js';
+import type { RtspAuthSpec } from '../../ipc/protocol.js';
 import { RtspAuthServer, runRtspsrc, type RtspsrcCheck } from '../support/rtspAuthHarness.js';
 import { RtspTcpClient } from '../support/RtspTcpClient.js';
 import { generateTestCerts, type TestCerts } from '../support/testCerts.js';

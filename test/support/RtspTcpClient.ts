@@ -1,9 +1,11 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 
 /**
  * A minimal RTSP client (DESCRIBE, SETUP with RTP interleaved over TCP, PLAY) that counts video frames by the RTP
  * marker bit without decoding: cheap enough to run a hundred viewers in one process for load benchmarks.
- * Only the first media of the SDP (video) is set up.
+ * Only the first media of the SDP (video) is set up. `rtsps://` connects over TLS (validated against `ca` when
+ * given); user information in the URL is sent as Basic credentials with every request.
  */
 export class RtspTcpClient {
   /** performance.now() of each complete frame (RTP packet with the marker bit). */
@@ -11,31 +13,57 @@ export class RtspTcpClient {
   bytes = 0;
   /** The server closed the connection (not us). */
   disconnected = false;
+  /** Resolves when the connection closes (either side). */
+  readonly closed: Promise<void>;
+  #onClosed: () => void = () => undefined;
   #closing = false;
   readonly #url: URL;
   #socket: Socket | null = null;
   #buffer: Buffer = Buffer.alloc(0);
   #cseq = 0;
-  #pending: ((response: { status: number; headers: Record<string, string>; body: string }) => void) | null = null;
+  #pending: { resolve: (response: { status: number; headers: Record<string, string>; body: string }) => void; reject: (error: Error) => void } | null = null;
   #session = '';
+  /** `Authorization: Basic ...` from the URL's user information, or null. */
+  readonly #authorization: string | null;
+  /** PEM CA to validate an rtsps:// server against (none: not validated, for benchmarks). */
+  readonly #ca: string | undefined;
 
-  constructor(url: string) {
+  constructor(url: string, options: { readonly ca?: string } = {}) {
     this.#url = new URL(url);
+    const user = decodeURIComponent(this.#url.username);
+    this.#authorization = user ? `Basic ${Buffer.from(`${user}:${decodeURIComponent(this.#url.password)}`).toString('base64')}` : null;
+    this.#url.username = '';
+    this.#url.password = '';
+    this.#ca = options.ca;
+    this.closed = new Promise((resolve) => (this.#onClosed = resolve));
   }
 
   /** Connects and plays; resolves once PLAY is answered 200. */
   async start(timeoutMs = 10_000): Promise<void> {
-    const socket = connect(Number(this.#url.port || 554), this.#url.hostname);
+    const port = Number(this.#url.port || (this.#url.protocol === 'rtsps:' ? 322 : 554));
+    const socket =
+      this.#url.protocol === 'rtsps:'
+        ? connectTls({ port, host: this.#url.hostname, ...(isIP(this.#url.hostname) ? {} : { servername: this.#url.hostname }), ...(this.#ca ? { ca: this.#ca } : { rejectUnauthorized: false }) })
+        : connect(port, this.#url.hostname);
     this.#socket = socket;
     socket.setNoDelay(true);
     socket.on('data', (chunk) => this.#onData(chunk));
     socket.on('close', () => {
       if (!this.#closing) this.disconnected = true;
+      // A request still waiting for its answer gets none: the start fails instead of waiting for ever.
+      this.#pending?.reject(new Error(timedOut ? 'RTSP start timed out' : 'RTSP connection closed before the answer'));
+      this.#pending = null;
+      this.#onClosed();
     });
-    const timer = setTimeout(() => socket.destroy(new Error('RTSP start timed out')), timeoutMs);
+    socket.on('error', () => undefined); // reported through 'close' (and the connect promise below)
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      socket.destroy(new Error('RTSP start timed out'));
+    }, timeoutMs);
     try {
       await new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
+        socket.once(this.#url.protocol === 'rtsps:' ? 'secureConnect' : 'connect', resolve);
         socket.once('error', reject);
       });
       const base = this.#url.href.replace(/\/?$/, '/');
@@ -67,10 +95,11 @@ export class RtspTcpClient {
 
   #request(method: string, url: string, headers: Record<string, string>) {
     const lines = [`${method} ${url} RTSP/1.0`, `CSeq: ${++this.#cseq}`, 'User-Agent: gst-iotedge-bench'];
+    if (this.#authorization) lines.push(`Authorization: ${this.#authorization}`);
     for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
     this.#socket!.write(`${lines.join('\r\n')}\r\n\r\n`);
-    return new Promise<{ status: number; headers: Record<string, string>; body: string }>((resolve) => {
-      this.#pending = resolve;
+    return new Promise<{ status: number; headers: Record<string, string>; body: string }>((resolve, reject) => {
+      this.#pending = { resolve, reject };
     });
   }
 
@@ -106,7 +135,7 @@ export class RtspTcpClient {
       const status = Number(/^RTSP\/1\.0 (\d+)/.exec(head)?.[1] ?? 0);
       const pending = this.#pending;
       this.#pending = null;
-      pending?.({ status, headers, body });
+      pending?.resolve({ status, headers, body });
     }
   }
 }

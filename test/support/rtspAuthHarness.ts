@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { RtspAuthSpec } from '../../ipc/rtspAuth.js';
+import type { RtspAuthSpec } from '../../ipc/protocol.js';
 
 /** Cheap H.264 test pattern, one shared media per mount. */
 const LAUNCH =

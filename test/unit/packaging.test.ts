@@ -20,14 +20,14 @@ describe('one Debian package list for set-up and both images', () => {
   });
 
   for (const dockerfile of ['Dockerfile.amd64', 'Dockerfile.arm32v7']) {
-    it(`${dockerfile} installs from the same list, runs unprivileged and exposes 8554 and 8000`, () => {
+    it(`${dockerfile} installs from the same list, runs unprivileged and exposes 8554, 8000 and 8322 (RTSPS)`, () => {
       const text = read(dockerfile);
       assert.match(text, /COPY scripts\/debian-packages\.txt scripts\/debian-packages\.sh scripts\//);
       assert.match(text, /\$\(bash scripts\/debian-packages\.sh build\)/);
       assert.match(text, /\$\(bash scripts\/debian-packages\.sh runtime\)/);
       assert.match(text, /npm run gi-types/);
       assert.match(text, /^USER node$/m);
-      assert.match(text, /^EXPOSE 8554 8000$/m);
+      assert.match(text, /^EXPOSE 8554 8000 8322$/m);
       assert.doesNotMatch(text, /apt-get install[^\n]*gstreamer/, 'no package named outside the list');
     });
 

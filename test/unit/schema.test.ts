@@ -6,6 +6,7 @@ import { Ajv } from 'ajv';
 import {
   DEFAULT_ANALYZER,
   DEFAULT_DECODER,
+  DEFAULT_AUTH,
   DEFAULT_HTTP,
   DEFAULT_HTTP_SERVER,
   DEFAULT_METRICS,
@@ -14,6 +15,7 @@ import {
   DEFAULT_RECORD_FOLDER,
   DEFAULT_RESTART_POLICY,
   DEFAULT_RTSP,
+  DEFAULT_TLS,
   DEFAULT_WEBRTC,
 } from '../../config/defaults.js';
 import { parseDesired } from '../../config/desired.js';
@@ -80,6 +82,10 @@ describe('the desired document schema', () => {
       http: { ...DEFAULT_HTTP, mediaRoot: DEFAULT_HTTP.mediaRoot.replace(tmpdir(), '/tmp') },
       metrics: DEFAULT_METRICS,
       webrtc: DEFAULT_WEBRTC,
+      tls: DEFAULT_TLS,
+      auth: { requireTls: DEFAULT_AUTH.requireTls, realm: DEFAULT_AUTH.realm },
+      'auth.rate_limit': DEFAULT_AUTH.rateLimit,
+      'auth.jwt': DEFAULT_AUTH.jwt,
     };
     const expected = new Map<string, unknown>([
       ['http_server', DEFAULT_HTTP_SERVER],
@@ -100,7 +106,8 @@ describe('the desired document schema', () => {
     for (const [field, value] of Object.entries(DEFAULT_RECORD_FOLDER)) expected.set(`record.folders[].${snake(field)}`, value);
     for (const [section, values] of Object.entries(sections)) {
       for (const [field, value] of Object.entries(values)) {
-        const key = Object.keys((root.properties![section]!.properties ?? {})).find((k) => camel(k) === field);
+        const node = section.split('.').reduce((n: Node, k) => n.properties![k]!, root);
+        const key = Object.keys(node.properties ?? {}).find((k) => camel(k) === field);
         assert.ok(key !== undefined, `${section}.${field} (config/defaults.ts) is in the schema`);
         expected.set(`${section}.${key}`, value);
       }
