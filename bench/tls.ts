@@ -80,7 +80,7 @@ async function freePort(): Promise<number> {
 async function baselineServer(launch: string, pem: string): Promise<{ child: ChildProcess; urls: { plain: string; tls: string } }> {
   const [port, tlsPort] = [await freePort(), await freePort()];
   const script = fileURLToPath(new URL('../../bench/rtspBaselineServer.py', import.meta.url));
-  const child = spawn('/usr/bin/python3', [script, String(port), launch, String(tlsPort), pem], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('/usr/bin/python3', [script, String(port), launch, '--tls', String(tlsPort), pem], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
     child.on('exit', (code) => reject(new Error(`baseline server exited ${code}`)));
