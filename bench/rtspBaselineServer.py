@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Baseline for bench/rtsp.ts and bench/tls.ts: a plain gst-rtsp-server serving one shared launch line, nothing else;
-with a TLS port and a PEM file (certificate and key), a second server serves the same mount points as RTSPS.
-Usage: rtspBaselineServer.py <port> <launch> [<tls-port> <pem>]   (prints "ready" once listening)"""
+"""Baseline for the RTSP benchmarks (bench/rtsp.ts, bench/tls.ts, bench/cameras.ts): a plain gst-rtsp-server serving
+shared launch lines, nothing else; with --tls, a second server serves the same mount points as RTSPS.
+Usage: rtspBaselineServer.py <port> <launch> [--tls <tls-port> <pem>] [<path> <launch>]...
+(<launch> at /player, then one line per extra mount; <pem> holds certificate and key; prints "ready" once listening)"""
 import signal
 import sys
 import gi
@@ -11,30 +12,39 @@ gi.require_version('Gio', '2.0')
 from gi.repository import Gio, GLib, Gst, GstRtspServer
 
 Gst.init(None)
+args = sys.argv[3:]
+tls_args = None
+if args[:1] == ['--tls']:
+    tls_args, args = args[1:3], args[3:]
 server = GstRtspServer.RTSPServer()
 server.set_address('127.0.0.1')
 server.set_service(sys.argv[1])
-factory = GstRtspServer.RTSPMediaFactory()
-factory.set_launch(sys.argv[2])
-factory.set_shared(True)
-server.get_mount_points().add_factory('/player', factory)
+mounts = [('/player', sys.argv[2])] + [(args[i], args[i + 1]) for i in range(0, len(args) - 1, 2)]
+factories = []
+for path, launch in mounts:
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    factory.set_shared(True)
+    server.get_mount_points().add_factory(path if path.startswith('/') else '/' + path, factory)
+    factories.append(factory)
 server.attach(None)
-if len(sys.argv) > 4:
+if tls_args:
     tls = GstRtspServer.RTSPServer()
     tls.set_address('127.0.0.1')
-    tls.set_service(sys.argv[3])
+    tls.set_service(tls_args[0])
     tls.set_mount_points(server.get_mount_points())
     auth = GstRtspServer.RTSPAuth()
-    auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(sys.argv[4]))
+    auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(tls_args[1]))
     token = GstRtspServer.RTSPToken()
     token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, 'anonymous')
     auth.set_default_token(token)
     tls.set_auth(auth)
     # With an auth set, a factory needs permissions for the role; the plain server has no auth and ignores them.
-    permissions = GstRtspServer.RTSPPermissions.new()
-    permissions.add_permission_for_role('anonymous', GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
-    permissions.add_permission_for_role('anonymous', GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
-    factory.set_permissions(permissions)
+    for factory in factories:
+        permissions = GstRtspServer.RTSPPermissions.new()
+        permissions.add_permission_for_role('anonymous', GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+        permissions.add_permission_for_role('anonymous', GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
+        factory.set_permissions(permissions)
     tls.attach(None)
 print('ready', flush=True)
 signal.signal(signal.SIGINT, lambda *_: sys.exit(0))

@@ -36,6 +36,9 @@ export interface HubSample {
 /** Flags, metadata, memory references and timestamps (duration, offsets); PTS and DTS are then set per consumer. */
 const COPY_SHALLOW = Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY | Gst.BufferCopyFlags.TIMESTAMPS;
 
+/** How long a key frame request stays unanswered before a new one is sent (an encoder answers within a frame or two). */
+export const KEY_FRAME_WAIT_MS = 300;
+
 /** GST_CLOCK_TIME_NONE as node-gtk gives it. */
 const NONE = 18446744073709551615n;
 
@@ -67,6 +70,8 @@ export class SampleHub {
   readonly #stats = new Map<string, StreamStats>();
   /** The appsink publishing each stream now, to ask its encoder for a key frame when a consumer joins. */
   readonly #producers = new Map<string, GstElement>();
+  /** When a key frame was last asked for, per stream, until the stream publishes one. */
+  readonly #keyFrameAsked = new Map<string, number>();
 
   /** The caps each stream's producers gave last, and how many times they changed. */
   readonly #streamCaps = new Map<string, { caps: InstanceType<typeof Gst.Caps> | null; version: number }>();
@@ -86,11 +91,17 @@ export class SampleHub {
 
   /**
    * Sends a force-key-unit event upstream from the stream's appsink: an encoder in the producer makes a key
-   * frame; a pipeline that only relays a camera's H.264 ignores it.
+   * frame; a pipeline that only relays a camera's H.264 ignores it. A request while an earlier one is still
+   * unanswered (no key frame published since, for up to {@link KEY_FRAME_WAIT_MS}) adds nothing: the key frame
+   * coming answers both, and a hundred viewers joining ask for one key frame, not a hundred.
    */
   requestKeyFrame(stream: string): void {
     const sink = this.#producers.get(stream);
     if (!sink) return;
+    const now = Date.now();
+    const asked = this.#keyFrameAsked.get(stream);
+    if (asked !== undefined && now - asked < KEY_FRAME_WAIT_MS) return;
+    this.#keyFrameAsked.set(stream, now);
     // GstVideo is loaded here, after Gst.init: loading it earlier logs GLib criticals.
     const GstVideo = gi.require('GstVideo', '1.0');
     sink.sendEvent(GstVideo.videoEventNewUpstreamForceKeyUnit(Gst.CLOCK_TIME_NONE, true, 0));
@@ -146,6 +157,7 @@ export class SampleHub {
           }
           if (subject.observed) {
             const delta = (buffer.getFlags() & Gst.BufferFlags.DELTA_UNIT) !== 0;
+            if (!delta) this.#keyFrameAsked.delete(name);
             const { capture, captureDts } = captureTimes(sample, buffer, sink.getBaseTime());
             if (producer.delay === null) producer.delay = capture === null ? 0n : bigMax(0n, clockNow() - capture);
             subject.next({ sample, buffer, size: Number(size), caps: streamCaps.caps, capsVersion: streamCaps.version, delta, capture, captureDts, producer });
@@ -157,6 +169,8 @@ export class SampleHub {
       return Gst.FlowReturn.OK;
     });
     this.#producers.set(name, appsink);
+    // A new producer has not been asked for anything yet.
+    this.#keyFrameAsked.delete(name);
     return () => {
       sink.emitSignals = false;
       sink.disconnect(id);

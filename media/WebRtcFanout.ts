@@ -23,7 +23,6 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
   /** The payloader and tee. */
   readonly #pipeline: GstPipeline;
   readonly #tee: GstElement;
-  readonly #hub: SampleHub;
   /** The hub's `video` stream into the pipeline's appsrc. */
   readonly #feed: Subscription;
   /** Branch elements per proxysink. */
@@ -34,7 +33,6 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
 
   constructor(hub: SampleHub) {
     super();
-    this.#hub = hub;
     const pipeline = parseLaunch(FANOUT_PRODUCER_LAUNCH);
     if (!(pipeline instanceof Gst.Pipeline)) throw new TypeError('the fan-out launch line is not a pipeline');
     this.#pipeline = pipeline;
@@ -89,8 +87,7 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
     if (clock) viewer.useClock(clock);
     viewer.setBaseTime(this.#pipeline.getBaseTime());
     viewer.setStartTime(Gst.CLOCK_TIME_NONE);
-    // The newcomer needs SPS/PPS and a key frame to start decoding.
-    setImmediate(() => this.#hub.requestKeyFrame('video'));
+    // No key frame asked for here: nothing reaches the viewer before its DTLS is up, so its peer asks once connected.
     return sink;
   }
 

@@ -13,7 +13,7 @@ import {
 } from '../machines/webrtcNegotiation.js';
 import { WebRtcPeerError } from './errors.js';
 import { collectSoon } from './gc.js';
-import { allElements, asAppSrc, asProxySrc, asWebRtcBin, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+import { allElements, asAppSrc, asProxySrc, asWebRtcBin, gi, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import { streamNameOf } from './RtspServer.js';
 import type { SampleHub } from './SampleHub.js';
 import { ensureH264Fmtp, withCandidates } from './sdp.js';
@@ -375,10 +375,32 @@ export class WebRtcPeer {
   #report(state: WebRtcPeerState, reason?: string): void {
     if (this.#state === state) return;
     this.#state = state;
+    if (state === 'connected') this.#requestKeyFrame();
     try {
       this.#options.onState(state, reason);
     } catch {
       // The owner's callback failing must not leave the pipeline half torn down.
+    }
+  }
+
+  /**
+   * Asks for a key frame now that media flows (ICE and DTLS up): what was sent before, the key frame asked for when
+   * the viewer joined included, went nowhere, and the viewer's first picture would otherwise wait for the
+   * producer's next one (up to a GOP: a second with the seed's encoder settings). Hub-fed viewers ask the hub's
+   * producer; a per-viewer pipeline gets a force-key-unit event upstream from webrtcbin's sink pads to its encoder.
+   */
+  #requestKeyFrame(): void {
+    try {
+      if (this.#usesFanout || this.#feeds.length > 0) {
+        this.#options.hub.requestKeyFrame('video');
+        return;
+      }
+      const webrtcbin = this.#pipeline?.getByName('webrtcbin');
+      if (!webrtcbin) return;
+      const GstVideo = gi.require('GstVideo', '1.0');
+      for (let i = 0; i < 16; i++) webrtcbin.getStaticPad(`sink_${i}`)?.pushEvent(GstVideo.videoEventNewUpstreamForceKeyUnit(Gst.CLOCK_TIME_NONE, true, 0));
+    } catch {
+      // A viewer without an early key frame still gets the next one.
     }
   }
 

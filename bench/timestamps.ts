@@ -1,0 +1,157 @@
+/**
+ * Timestamps at an RTSP viewer, each beside the same thing measured without the module's sample hub in the same run:
+ *   jitter: the frame interval of the RTP timestamps a viewer gets (30 fps: 3000 ticks of 90 kHz, 33.333 ms), p99 of
+ *           |interval - 1/fps|, in shared mode (main pipeline -> appsink -> hub -> appsrc -> /player), in shared mode
+ *           relaying a camera (rtspsrc in the main pipeline), and in direct mode (rtsp_pipeline encodes itself)
+ *           (goal: shared p99 <= 1 ms); the arrival-time jitter beside it, for scale.
+ *   avsync: the A/V offset (audio edge - video edge, ms) a viewer presents for a camera whose picture flashes and sound
+ *           beeps at the same timestamps (bench/support/avSyncCamera.py; found by videoanalyse and level in
+ *           bench/support/avSyncViewer.py): watching the camera itself, through the module in direct mode
+ *           (payloaders in rtsp_pipeline), and in shared mode (the seed's appsink video/audio -> appsrc pair); the
+ *           module should add nothing to the camera's own offset.
+ * Env: WINDOW_S (10), RUNS (1).
+ * Run: node dist/bench/timestamps.js [jitter|avsync]
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { median, percentile } from './cpu.js';
+import { CameraSimulator } from '../test/support/cameraSimulator.js';
+import { RtspClient } from './support/RtspClient.js';
+import { freePort, sleep, startModule, stopChild } from './support/servers.js';
+
+const WINDOW_MS = Number(process.env.WINDOW_S ?? 10) * 1000;
+const RUNS = Number(process.env.RUNS ?? 1);
+const SRC = 'videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1';
+const SHARED_RTSP = '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )';
+const FRAME_MS = 1000 / 30;
+const fmt = (n: number, digits = 3) => n.toFixed(digits);
+
+/** Deviations of consecutive intervals from one frame, in ms. */
+function deviations(times: number[]): number[] {
+  return times.slice(1).map((t, i) => Math.abs(t - times[i]! - FRAME_MS));
+}
+
+function describe(dev: number[]): string {
+  return `p50 ${fmt(median(dev))} p99 ${fmt(percentile(dev, 0.99))} max ${fmt(Math.max(...dev))} ms`;
+}
+
+/** One viewer of `url` for WINDOW_MS: the RTP-timestamp and arrival intervals' deviations (first second skipped). */
+async function watch(url: string): Promise<{ rtp: number[]; arrival: number[]; frames: number }> {
+  const client = new RtspClient(url, { keepTimes: true });
+  await client.start();
+  await sleep(WINDOW_MS + 1_000);
+  client.close();
+  // RTP time wraps at 2^32: unwrap to ms.
+  const rtp: number[] = [];
+  let base = 0;
+  for (const [i, t] of client.rtpTimes!.entries()) {
+    if (i > 0 && t < client.rtpTimes![i - 1]! - 2 ** 31) base += 2 ** 32;
+    rtp.push((base + t) / 90);
+  }
+  return { rtp: deviations(rtp.slice(30)), arrival: deviations(client.times!.slice(30)), frames: client.frames };
+}
+
+async function jitter(): Promise<void> {
+  console.log(`frame interval jitter at one RTSP/TCP viewer, 640x360@30 H.264, ${WINDOW_MS / 1000} s (goal: shared p99 <= 1 ms)`);
+  const camera = await CameraSimulator.start({ width: 640, height: 360, fps: 30 });
+  try {
+    const modes: [string, () => Record<string, unknown>][] = [
+      ['shared (videotestsrc producer)', () => ({ pipeline: `${SRC} ! appsink name=video max-buffers=30 drop=true sync=false`, rtsp_pipeline: SHARED_RTSP })],
+      ['shared (camera via rtspsrc)   ', () => ({ pipeline: `rtspsrc location=${camera.url()} protocols=tcp ! rtph264depay ! h264parse config-interval=-1 ! appsink name=video max-buffers=30 drop=true`, rtsp_pipeline: SHARED_RTSP })],
+      ['direct                        ', () => ({ rtsp_pipeline: `( ${SRC} ! rtph264pay config-interval=-1 name=pay0 pt=96 )` })],
+    ];
+    for (let run = 1; run <= RUNS; run++) {
+      for (const [name, desired] of modes) {
+        const twin = desired();
+        const server = await startModule({ ...twin, http_server: false });
+        try {
+          const { rtp, arrival, frames } = await watch(`${server.rtsp}/player`);
+          console.log(`  ${name}: RTP timestamps ${describe(rtp)} | arrival ${describe(arrival)} | ${frames} frames`);
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+  } finally {
+    await camera.stop();
+  }
+}
+
+interface Edge {
+  kind: 'video' | 'audio';
+  edge: 'up' | 'down';
+  t: number;
+}
+
+/** The A/V offsets (ms) a viewer presents: each video edge with the audio edge of the same direction nearest to it. */
+async function offsets(url: string): Promise<{ values: number[]; video: number; audio: number }> {
+  const script = fileURLToPath(new URL('../../bench/support/avSyncViewer.py', import.meta.url));
+  const viewer = spawn('/usr/bin/python3', [script, url], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const edges: Edge[] = [];
+  createInterface({ input: viewer.stdout! }).on('line', (line) => {
+    const parsed = JSON.parse(line) as Edge | { error: string };
+    if ('error' in parsed) console.log(`  viewer: ${parsed.error}`);
+    else edges.push(parsed);
+  });
+  await sleep(WINDOW_MS + 2_000);
+  await stopChild(viewer);
+  const video = edges.filter((e) => e.kind === 'video').slice(1);
+  const audio = edges.filter((e) => e.kind === 'audio');
+  const result: number[] = [];
+  for (const v of video) {
+    const nearest = audio.filter((a) => a.edge === v.edge).sort((a, b) => Math.abs(a.t - v.t) - Math.abs(b.t - v.t))[0];
+    if (nearest && Math.abs(nearest.t - v.t) < 250e6) result.push((nearest.t - v.t) / 1e6);
+  }
+  return { values: result, video: video.length, audio: audio.length };
+}
+
+async function avsync(): Promise<void> {
+  const port = await freePort();
+  const script = fileURLToPath(new URL('../../bench/support/avSyncCamera.py', import.meta.url));
+  const camera = spawn('/usr/bin/python3', [script, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: camera.stdout! }).on('line', (line) => line === 'ready' && resolve());
+    camera.once('exit', (code) => reject(new Error(`avSyncCamera.py exited ${code}`)));
+  });
+  const cameraUrl = `rtsp://127.0.0.1:${port}/camera`;
+  console.log(`A/V offset at an RTSP viewer (audio edge - video edge; flash and beep share their timestamps at the camera), ${WINDOW_MS / 1000} s`);
+  const show = (name: string, { values, video, audio }: { values: number[]; video: number; audio: number }) =>
+    console.log(`  ${name}: ${values.length === 0 ? `no pair of edges (${video} video, ${audio} audio edges)` : `median ${fmt(median(values), 1)} ms, min ${fmt(Math.min(...values), 1)}, max ${fmt(Math.max(...values), 1)} (${values.length} edges: ${values.map((v) => v.toFixed(0)).join(' ')})`}`);
+  try {
+    for (let run = 1; run <= RUNS; run++) {
+      const reference = await offsets(cameraUrl);
+      show('camera itself          ', reference);
+      const direct = await startModule({
+        rtsp_pipeline: `( rtspsrc location=${cameraUrl} protocols=tcp name=src src. ! rtph264depay ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 src. ! rtpmp4gdepay ! aacparse ! rtpmp4gpay name=pay1 pt=97 )`,
+        http_server: false,
+      });
+      try {
+        show('module, direct         ', await offsets(`${direct.rtsp}/player`));
+      } finally {
+        await direct.stop();
+      }
+      const shared = await startModule({
+        pipeline:
+          `rtspsrc location=${cameraUrl} protocols=tcp name=src src. ! queue ! rtph264depay ! h264parse config-interval=-1 ! appsink name=video max-buffers=30 drop=true ` +
+          'src. ! queue ! rtpmp4gdepay ! aacparse ! appsink name=audio max-buffers=30 drop=true',
+        rtsp_pipeline: '( appsrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 appsrc name=audiosrc ! aacparse ! rtpmp4gpay name=pay1 pt=97 )',
+        http_server: false,
+      });
+      try {
+        const result = await offsets(`${shared.rtsp}/player`);
+        show('module, shared (hub)   ', result);
+        const { values } = result;
+        if (values.length > 0 && reference.values.length > 0) console.log(`  shared - camera: ${fmt(median(values) - median(reference.values), 1)} ms (goal: 0 within a frame, ±33 ms)`);
+      } finally {
+        await shared.stop();
+      }
+    }
+  } finally {
+    await stopChild(camera);
+  }
+}
+
+const only = process.argv[2];
+if (!only || only === 'jitter') await jitter();
+if (!only || only === 'avsync') await avsync();
