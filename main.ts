@@ -243,8 +243,9 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
   installCrashPolicy(logger, metrics, redact);
 
   // Signals are taken from the start: a SIGTERM while the hub connects (or a cached document starts) still stops
-  // the pipelines in order. Until the mode is set up there is nothing of it to shut down.
-  let shutdown: () => Promise<void> = async () => undefined;
+  // the pipelines in order. Until the mode is set up, the control plane itself (and the engine it forked) is what
+  // there is to stop: exiting without it would leave the engine to notice the closed channel on its own.
+  let shutdown: () => Promise<void> = () => plane.close();
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
@@ -279,6 +280,8 @@ async function run(twinPath: string | null, reportedPath: string | null): Promis
   if (useHub && twinPath) logger.warn(`IoT Hub settings found in the environment: the module twin is used, not ${twinPath}`);
   const twin = twinPath ?? DEFAULT_TWIN;
   const modeShutdown = useHub ? await runFromHub(plane, logger, stateDir!) : runFromFile(plane, logger, twin, reportedPath ?? reportedPathFor(twin));
+  // A stop that began while the mode was set up has closed the plane already; the mode's own shutdown is then
+  // the rest (the hub's last report, the twin file watcher).
   shutdown = modeShutdown;
   if (stopping) await modeShutdown();
 }

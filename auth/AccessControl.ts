@@ -5,22 +5,12 @@ import { rightsChange, type RightsChange } from './diff.js';
 import { LruMap } from './LruMap.js';
 import { DEFAULT_SCRYPT_PARAMS, hashPassword, parsePasswordHash, verifyPassword, type PasswordHash } from './passwordHash.js';
 import { RateLimiter } from './RateLimiter.js';
-import { ALL_RIGHTS, grants, type Action, type Rights } from './rights.js';
+import { ALL_RIGHTS, grants, type Action } from './rights.js';
 import type { AuthSettings, UserSettings } from './settings.js';
 import { TokenRejectedError, TokenVerifier } from './TokenVerifier.js';
+import type { Principal } from './principal.js';
 
-/** Who is asking, as the access decision sees it. */
-export interface Principal {
-  /** `user:<name>`, `token:<sub>`, `anonymous` or `open`: stable across requests, for logs and viewer lists. */
-  readonly id: string;
-  /** `open`: the module has no `auth` key and everyone may do everything. */
-  readonly kind: 'user' | 'token' | 'anonymous' | 'open';
-  /** The user name or token subject (empty for anonymous and open). */
-  readonly name: string;
-  readonly rights: Rights;
-  /** When the credential stops being valid (a token's `exp`), in ms since the epoch; null: no end. */
-  readonly expiresAt: number | null;
-}
+export type { Principal } from './principal.js';
 
 /** The principal of the open module. */
 export const OPEN_PRINCIPAL: Principal = Object.freeze({ id: 'open', kind: 'open', name: '', rights: ALL_RIGHTS, expiresAt: null });

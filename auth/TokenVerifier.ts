@@ -1,8 +1,8 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type RemoteJWKSet } from 'jose';
-import { ConfigError } from '../config/errors.js';
 import { lenientRights, type Rights } from './rights.js';
 import type { JwtSettings } from './settings.js';
+import { staticKeyOf } from './jwtKey.js';
 
 /** A token that checked out: who it names, what it may do, until when. */
 export interface VerifiedToken {
@@ -29,30 +29,6 @@ export class TokenRejectedError extends Error {
 const JWKS_COOLDOWN_MS = 30_000;
 /** Fetched keys are trusted this long before a refresh is tried; after that, still used if the refresh fails. */
 const JWKS_MAX_AGE_MS = 10 * 60_000;
-
-/**
- * The key a static `public_key` setting names: a PEM public key or certificate, or a JWK. Throws
- * {@link ConfigError} (without quoting the key) when Node cannot read it.
- *
- * @example
- * staticKeyOf(settings.jwt); // KeyObject for jose's jwtVerify
- */
-export function staticKeyOf(jwt: Pick<JwtSettings, 'publicKey' | 'secret'>): KeyObject | null {
-  if (jwt.secret !== null) return createSecretKey(Buffer.from(jwt.secret, 'utf8'));
-  if (jwt.publicKey === null) return null;
-  try {
-    const text = jwt.publicKey.trim();
-    if (text.startsWith('{')) {
-      const jwk = JSON.parse(text) as Record<string, unknown>;
-      if ('d' in jwk || 'k' in jwk) throw new ConfigError('auth.jwt.public_key is a private or secret JWK: give the public key only');
-      return createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
-    }
-    return createPublicKey(text);
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError('auth.jwt.public_key is not a public key Node can read (PEM "PUBLIC KEY", certificate, or JWK)');
-  }
-}
 
 /**
  * Checks bearer tokens (JWS-signed JWTs) against the configured keys with `jose`: signature with an allowed

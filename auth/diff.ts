@@ -1,4 +1,4 @@
-import type { Principal } from './AccessControl.js';
+import type { Principal } from './principal.js';
 import { sameRights } from './rights.js';
 import type { AuthSettings, JwtSettings, UserSettings } from './settings.js';
 

@@ -3,7 +3,7 @@ import { ConfigError } from '../config/errors.js';
 import { expand } from '../config/expand.js';
 import { USER_NAME } from './credentials.js';
 import { parsePasswordHash, PasswordHashFormatError, type PasswordHash } from './passwordHash.js';
-import { staticKeyOf } from './TokenVerifier.js';
+import { staticKeyOf } from './jwtKey.js';
 import { DEFAULT_RATE_LIMIT, type RateLimitSettings } from './RateLimiter.js';
 import { NO_RIGHTS, parseRights, rightsOf, RightSyntaxError, type Rights } from './rights.js';
 

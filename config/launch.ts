@@ -203,7 +203,32 @@ export function expandLaunch(template: string, env: NodeJS.ProcessEnv, where: st
       text += expandWord(word, value, where);
     }
   }
+  checkBinDepth(text, where);
   return { text, values };
+}
+
+/**
+ * How deep `( ... )` bins may nest in one launch line. GStreamer's parser takes time that grows steeply with the
+ * nesting (1,000 levels: 5 s, 3,000: a minute, measured with gst-launch-1.0), on the engine's main thread, where the
+ * hang watchdog cannot tell it from a hang; a real pipeline nests a few levels.
+ */
+export const MAX_BIN_DEPTH = 64;
+
+/** Refuses a line whose bins nest deeper than {@link MAX_BIN_DEPTH}; parentheses inside "quotes" do not count. */
+function checkBinDepth(text: string, where: string): void {
+  let depth = 0;
+  let deepest = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '\\') i++;
+    else if (char === '"') quoted = !quoted;
+    else if (!quoted && char === '(') deepest = Math.max(deepest, ++depth);
+    else if (!quoted && char === ')') depth = Math.max(0, depth - 1);
+  }
+  if (deepest > MAX_BIN_DEPTH) {
+    throw new ConfigError(`${where}: bins nested ${deepest} deep; at most ${MAX_BIN_DEPTH} are allowed (GStreamer's parser takes minutes on lines this deep)`);
+  }
 }
 
 function expandWord(word: Word, value: (part: VariablePart) => string, where: string): string {

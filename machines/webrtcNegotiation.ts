@@ -42,7 +42,9 @@ export type WebRtcNegotiationEvent =
   /** Something went wrong (a bus error, a refused description, the shared fan-out failed): the peer is over. */
   | { type: 'FAIL'; reason: string }
   /** The owner ends the peer (the viewer left). */
-  | { type: 'CLOSE' };
+  | { type: 'CLOSE' }
+  /** Released, and every promise webrtcbin owed has been replied to: no webrtcbin thread will call JS again. */
+  | { type: 'SETTLED' };
 
 export interface WebRtcNegotiationInput {
   /** WHEP: the viewer's offer, answered once with every candidate inside; null: the module offers (seed protocol). */
@@ -51,6 +53,8 @@ export interface WebRtcNegotiationInput {
   readonly gatherTimeoutMs?: number;
   /** How long a released peer waits before NULL, for webrtcbin callbacks already on their way to the JS thread. */
   readonly releaseDrainMs?: number;
+  /** How long a released peer waits at most for webrtcbin's outstanding replies (SETTLED) before NULL anyway. */
+  readonly settleTimeoutMs?: number;
   /** Remote candidates held while no description can take them; one more is refused. */
   readonly maxPendingCandidates?: number;
 }
@@ -59,7 +63,10 @@ export interface WebRtcNegotiationContext {
   readonly offer: string | null;
   readonly gatherTimeoutMs: number;
   readonly releaseDrainMs: number;
+  readonly settleTimeoutMs: number;
   readonly maxPendingCandidates: number;
+  /** Released, and webrtcbin owes no reply any more (SETTLED came). */
+  settled: boolean;
   /** Remote candidates that came before webrtcbin had the remote description. */
   pendingCandidates: readonly Candidate[];
   /** WHEP: local candidates, written into the answer. */
@@ -74,6 +81,8 @@ export interface WebRtcNegotiationContext {
 export const GATHER_TIMEOUT_MS = 3_000;
 /** See {@link WebRtcNegotiationInput.releaseDrainMs}. */
 export const RELEASE_DRAIN_MS = 50;
+/** See {@link WebRtcNegotiationInput.settleTimeoutMs}: webrtcbin replies in milliseconds while it runs. */
+export const SETTLE_TIMEOUT_MS = 3_000;
 export const MAX_PENDING_CANDIDATES = 100;
 
 const noop = () => undefined;
@@ -89,7 +98,7 @@ const noop = () => undefined;
  *   made) -> connected (ICE and DTLS up: media flows; stats while there).
  *
  * A failure (FAIL, or ICE or DTLS failing) or the owner's CLOSE releases the peer: handlers off and promises
- * interrupted at once (`release`), NULL after a drain (`setNull`), and `closed` once both the NULL is done and the
+ * interrupted at once (`release`), NULL after a drain and webrtcbin's last replies (`setNull`), and `closed` once both the NULL is done and the
  * owner has closed. Pure: webrtcbin, the pipeline and the viewer are reached only through the actions, which the
  * engine's WebRtcPeer provides.
  */
@@ -131,8 +140,10 @@ export const webrtcNegotiationMachine = setup({
   delays: {
     gatherTimeout: ({ context }) => context.gatherTimeoutMs,
     releaseDrain: ({ context }) => context.releaseDrainMs,
+    settleTimeout: ({ context }) => context.settleTimeoutMs,
   },
   guards: {
+    settled: ({ context }) => context.settled,
     whep: ({ context }) => context.offer !== null,
     roomForCandidate: ({ context }) => context.pendingCandidates.length < context.maxPendingCandidates,
     renegotiationPending: stateIn('#webrtcNegotiation.live.negotiation.offering.again.pending'),
@@ -149,6 +160,8 @@ export const webrtcNegotiationMachine = setup({
     offer: input.offer,
     gatherTimeoutMs: input.gatherTimeoutMs ?? GATHER_TIMEOUT_MS,
     releaseDrainMs: input.releaseDrainMs ?? RELEASE_DRAIN_MS,
+    settleTimeoutMs: input.settleTimeoutMs ?? SETTLE_TIMEOUT_MS,
+    settled: false,
     maxPendingCandidates: input.maxPendingCandidates ?? MAX_PENDING_CANDIDATES,
     pendingCandidates: [],
     gathered: [],
@@ -314,13 +327,20 @@ export const webrtcNegotiationMachine = setup({
     released: {
       type: 'parallel',
       entry: 'release',
+      on: { SETTLED: { actions: assign({ settled: true }) } },
       states: {
-        // A webrtcbin thread already inside a JS callback (emitted just before the handlers went off) waits for
-        // the JS thread, and NULL joins webrtcbin's threads: the loop serves those calls first.
+        // NULL joins webrtcbin's threads, and a webrtcbin thread inside a JS callback waits for the JS thread: the
+        // NULL waits until none can be. A handler emitted just before the handlers went off is served in the
+        // drain; a promise's change function runs even for an interrupted promise (gst_promise_reply calls it
+        // whatever the result), so the NULL also waits for every reply webrtcbin owes (SETTLED), bounded.
         pipeline: {
           initial: 'draining',
           states: {
-            draining: { after: { releaseDrain: 'inNull' } },
+            draining: { after: { releaseDrain: 'settling' } },
+            settling: {
+              always: { guard: 'settled', target: 'inNull' },
+              after: { settleTimeout: 'inNull' },
+            },
             inNull: { type: 'final', entry: 'setNull' },
           },
         },

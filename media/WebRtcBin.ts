@@ -40,8 +40,8 @@ function replyDescription(reply: GstStructure | null, field: 'offer' | 'answer')
  * One viewer's `webrtcbin`: its action signals as methods, its handlers and the promises it still owes a reply,
  * with node-gtk's threading rules kept in one place. webrtcbin emits signals and resolves promises on its own
  * threads, which node-gtk makes wait for the JS thread: a reply is read at once (it is webrtcbin's), and acted on
- * by the `done` callbacks on a later tick. {@link release} disconnects every handler and interrupts every
- * promise, so that nothing calls back any more and no webrtcbin thread waits for JS while the pipeline goes to NULL.
+ * by the `done` callbacks on a later tick. {@link release} disconnects every handler and says when webrtcbin has
+ * replied to every promise, so that the pipeline goes to NULL only when no webrtcbin thread can wait for JS.
  */
 export class WebRtcBin {
   /**
@@ -54,8 +54,10 @@ export class WebRtcBin {
   readonly #onError: (reason: string) => void;
   /** Signal handler ids, disconnected on release. */
   readonly #handlers: number[] = [];
-  /** Promises whose change function has not run yet, interrupted on release. */
+  /** Promises webrtcbin has not replied to yet; kept (and so their wrappers) until it has. */
   readonly #promises = new Set<{ promise: GstPromise | null }>();
+  /** Runs once released and every promise is replied to. */
+  #settled: (() => void) | null = null;
 
   constructor(element: WebRtcBinElement, onError: (reason: string) => void) {
     this.#element = element;
@@ -92,8 +94,8 @@ export class WebRtcBin {
   setLocalDescription(type: 'offer' | 'answer', sdp: string): boolean {
     const local = description(type, sdp);
     if (!local || !this.#element) return local !== null;
-    // A promise of the registry, not a bare Gst.Promise.new(): a peer released before webrtcbin replied must
-    // interrupt it, or the collected wrapper frees it still pending (a GStreamer-WARNING, seen under load).
+    // A promise of the registry, not a bare Gst.Promise.new(): a peer released before webrtcbin replied keeps it
+    // until the reply, or the collected wrapper frees it still pending (a GStreamer-WARNING, seen under load).
     this.#element.emit('set-local-description', local, this.#promise('set-local-description', () => null));
     return true;
   }
@@ -147,18 +149,41 @@ export class WebRtcBin {
     }
   }
 
-  /** Handlers off, promises interrupted. Idempotent. */
-  release(): void {
+  /**
+   * Handlers off; `settled` runs (on a later tick) once webrtcbin has replied to every promise it still owes, after
+   * which no webrtcbin thread calls into JS. Promises are not interrupted: gst_promise_reply calls the change function
+   * of an interrupted promise too, from webrtcbin's thread, which then waits for the JS thread; a NULL meanwhile (it
+   * joins that thread) hung the engine under connect/close churn. Idempotent.
+   */
+  release(settled: () => void): void {
     const element = this.#element;
     if (!element) return;
     this.#element = null;
     for (const id of this.#handlers.splice(0)) element.disconnect(id);
-    // Interrupting runs each change function now, on this thread (it finds its entry gone and returns), and makes
-    // a later reply from webrtcbin's thread call nothing: a reply arriving while the JS thread is inside
-    // setState(NULL) would wait for the JS thread, which waits for webrtcbin's thread.
+    this.#settled = settled;
+    this.#settleIfDone();
+  }
+
+  /**
+   * Interrupts what webrtcbin never replied to (a settle that timed out), once the pipeline is in NULL: its
+   * threads are joined, so the change functions run here, on this thread, and nothing else can call them.
+   */
+  interruptPending(): void {
     const pending = [...this.#promises];
     this.#promises.clear();
     for (const entry of pending) entry.promise?.interrupt();
+  }
+
+  /** How many replies webrtcbin still owes. */
+  get pendingReplies(): number {
+    return this.#promises.size;
+  }
+
+  #settleIfDone(): void {
+    const settled = this.#settled;
+    if (!settled || this.#element || this.#promises.size > 0) return;
+    this.#settled = null;
+    setImmediate(() => this.#guard('settled', settled));
   }
 
   #create(signal: 'create-offer' | 'create-answer', field: 'offer' | 'answer', done: (sdp: string | null, error: string | null) => void): void {
@@ -179,8 +204,9 @@ export class WebRtcBin {
     const entry: { promise: GstPromise | null } = { promise: null };
     const promise = Gst.Promise.newWithChangeFunc((p: GstPromise) =>
       this.#guard(what, () => {
-        // Interrupted by release (or replied after it): the reply is no one's business any more.
-        if (!this.#promises.delete(entry) || !this.#element) return;
+        if (!this.#promises.delete(entry)) return;
+        // Replied after release: the reply is no one's business any more, but it was the last one owed, perhaps.
+        if (!this.#element) return this.#settleIfDone();
         const then = read(p.getReply());
         if (then) setImmediate(() => this.#guard(what, () => this.#element && then()));
       }),

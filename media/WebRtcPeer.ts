@@ -6,11 +6,13 @@ import type { SignalMessage, WebRtcMode, WebRtcPeerState } from '../ipc/protocol
 import {
   isReleased,
   RELEASE_DRAIN_MS,
+  SETTLE_TIMEOUT_MS,
   webrtcNegotiationMachine,
   type Candidate,
   type WebRtcNegotiationActor,
   type WebRtcNegotiationEvent,
 } from '../machines/webrtcNegotiation.js';
+import { AsyncNull } from './asyncNull.js';
 import { WebRtcPeerError } from './errors.js';
 import { collectSoon } from './gc.js';
 import { allElements, asAppSrc, asProxySrc, asWebRtcBin, gi, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
@@ -407,7 +409,7 @@ export class WebRtcPeer {
   /** Everything but NULL: feeds, handlers and promises off, and the fan-out branch off the tee. */
   #release(): void {
     for (const feed of this.#feeds.splice(0)) feed.unsubscribe();
-    this.#bin.release();
+    this.#bin.release(() => this.#send({ type: 'SETTLED' }));
     const branch = this.#branch;
     if (branch) {
       branch.fanout.off('failed', branch.onFailed);
@@ -416,20 +418,41 @@ export class WebRtcPeer {
     }
   }
 
-  /** NULL (webrtcbin's threads joined), the bus watch and the fan-out branch removed. */
+  /**
+   * The bus watch off, NULL (webrtcbin's threads joined) off the JS thread where the plugin is there
+   * ({@link AsyncNull}), then the fan-out branch removed.
+   */
   #setNull(): void {
     const branch = this.#branch;
     const pipeline = this.#pipeline;
     this.#branch = null;
     this.#pipeline = null;
+    if (this.#busWatch) pipeline?.getBus()?.removeWatch();
+    this.#busWatch = false;
+    const inNull = () => {
+      try {
+        // A reply webrtcbin never sent (the settle bound passed) can no longer come: its thread is joined.
+        this.#bin.interruptPending();
+        if (branch?.sink) branch.fanout.detach(branch.sink);
+      } finally {
+        if (branch) branch.fanouts.left(branch.fanout);
+        collectSoon();
+      }
+    };
+    const async = pipeline ? AsyncNull.shared() : null;
+    if (pipeline && async) {
+      return async.setNull(pipeline, () => {
+        try {
+          inNull();
+        } catch {
+          // On a later tick nobody is left to tell: the branch stays on the fan-out until the fan-out closes.
+        }
+      });
+    }
     try {
       pipeline?.setState(Gst.State.NULL);
-      if (this.#busWatch) pipeline?.getBus()?.removeWatch();
-      this.#busWatch = false;
-      if (branch?.sink) branch.fanout.detach(branch.sink);
     } finally {
-      if (branch) branch.fanouts.left(branch.fanout);
-      collectSoon();
+      inNull();
     }
   }
 
@@ -441,13 +464,17 @@ export class WebRtcPeer {
       // NULL below matters more.
     }
     this.#report('failed', reason);
-    setTimeout(() => {
+    // As the machine would: NULL after the drain and webrtcbin's last replies (bounded), never while it owes one.
+    const deadline = Date.now() + RELEASE_DRAIN_MS + SETTLE_TIMEOUT_MS;
+    const toNull = () => {
+      if (this.#bin.pendingReplies > 0 && Date.now() < deadline) return void setTimeout(toNull, RELEASE_DRAIN_MS);
       try {
         this.#setNull();
       } catch {
         // Nothing more to let go of.
       }
       this.#report('closed');
-    }, RELEASE_DRAIN_MS);
+    };
+    setTimeout(toNull, RELEASE_DRAIN_MS);
   }
 }

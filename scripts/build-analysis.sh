@@ -13,15 +13,15 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 stamps=.cache/setup
 mkdir -p "$stamps"
 
-src=plugins/inference/gstinference.c
+src="plugins/inference/gstinference.c plugins/inference/gstasyncstate.c"
 out=dist/gst-plugins/libgstiotedgeinference.so
 cc=${CC:-cc}
-key="$(sha1sum "$src" | cut -d' ' -f1)-$(pkg-config --modversion gstreamer-base-1.0)-$("$cc" -dumpfullversion -dumpversion | head -1)-$(uname -m)"
+key="$(cat $src plugins/inference/*.h | sha1sum | cut -d' ' -f1)-$(pkg-config --modversion gstreamer-base-1.0)-$("$cc" -dumpfullversion -dumpversion | head -1)-$(uname -m)"
 if [ ! -f "$out" ] || [ "$(cat "$stamps/plugin" 2>/dev/null)" != "$key" ]; then
   say "building the GStreamer plugin $out"
   mkdir -p "$(dirname "$out")"
   # shellcheck disable=SC2046 # pkg-config prints several words on purpose
-  "$cc" -shared -fPIC -O2 -Wall -Werror -o "$out.tmp" "$src" $(pkg-config --cflags --libs gstreamer-base-1.0)
+  "$cc" -shared -fPIC -O2 -Wall -Werror -o "$out.tmp" $src $(pkg-config --cflags --libs gstreamer-base-1.0)
   mv "$out.tmp" "$out"
   printf '%s' "$key" > "$stamps/plugin"
 fi

@@ -12,6 +12,8 @@
 #include <gst/gst.h>
 #include <gst/base/gstbasetransform.h>
 
+#include "gstasyncstate.h"
+
 #ifndef PACKAGE
 #define PACKAGE "gst-iotedge"
 #endif
@@ -76,7 +78,8 @@ static gboolean
 plugin_init (GstPlugin * plugin)
 {
   GST_DEBUG_CATEGORY_INIT (gst_inference_debug, "inference", 0, "gst-iotedge inference tap");
-  return gst_element_register (plugin, "inference", GST_RANK_NONE, GST_TYPE_INFERENCE);
+  return gst_element_register (plugin, "inference", GST_RANK_NONE, GST_TYPE_INFERENCE)
+      && gst_async_state_register (plugin);
 }
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, iotedgeinference,

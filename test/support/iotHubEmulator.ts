@@ -135,11 +135,6 @@ function stripDollarKeys(doc: TwinProperties): TwinProperties {
   return out;
 }
 
-/** Same escaping as azure-iot-common's `encodeUriComponentStrict`, which builds the SAS `sr`. */
-function encodeUriComponentStrict(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
-}
-
 function splitTopicQuery(topic: string): { path: string; query: Record<string, string> } {
   const q = topic.indexOf('?');
   if (q < 0) return { path: topic, query: {} };

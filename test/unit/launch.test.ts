@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseDesired } from '../../config/desired.js';
 import { resolveDesired } from '../../config/resolve.js';
-import { expandLaunch, quoteValue, shellQuotesToGst } from '../../config/launch.js';
+import { expandLaunch, MAX_BIN_DEPTH, quoteValue, shellQuotesToGst } from '../../config/launch.js';
 
 /** Values that are syntax to gst-launch, one way or another. */
 const HOSTILE = [
@@ -133,5 +133,15 @@ describe('expanding into values', () => {
     const [result] = await parsedByGStreamer([config.pipelines[0]!.launch]);
     assert.deepEqual(result, { location: `/data/${password}/x.mp4`, async: false });
     assert.deepEqual([...config.secrets], [['PASSWORD', password]]);
+  });
+});
+
+describe('bounds on a launch line', () => {
+  it(`refuses bins nested deeper than ${MAX_BIN_DEPTH} (the parser would take minutes), counting no parenthesis inside quotes`, () => {
+    const nested = (depth: number) => `${'('.repeat(depth)}fakesrc ! fakesink${')'.repeat(depth)}`;
+    assert.equal(expandLaunch(nested(MAX_BIN_DEPTH), {}, 'pipeline').text, nested(MAX_BIN_DEPTH));
+    assert.throws(() => expandLaunch(nested(MAX_BIN_DEPTH + 1), {}, 'pipeline'), /pipeline: bins nested 65 deep; at most 64/);
+    const quoted = `fakesrc ! fakesink name="${'('.repeat(500)}"`;
+    assert.equal(expandLaunch(quoted, {}, 'pipeline').text, quoted);
   });
 });

@@ -5,6 +5,7 @@ import {
   GATHER_TIMEOUT_MS,
   isReleased,
   RELEASE_DRAIN_MS,
+  SETTLE_TIMEOUT_MS,
   webrtcNegotiationMachine,
   type WebRtcNegotiationEvent,
   type WebRtcNegotiationInput,
@@ -236,11 +237,12 @@ describe('WebRTC negotiation machine, connection and release', () => {
     assert.ok(isReleased(dtls.actor.getSnapshot()));
   });
 
-  it('on close: releases at once, NULL after the drain, then closed', () => {
+  it('on close: releases at once, NULL after the drain once webrtcbin owes no reply, then closed', () => {
     const { actor, clock, send, taken } = offered();
     send({ type: 'CLOSE' });
     assert.deepEqual(taken(), ['release']);
     assert.ok(isReleased(actor.getSnapshot()));
+    send({ type: 'SETTLED' });
     clock.increment(RELEASE_DRAIN_MS - 1);
     assert.deepEqual(taken(), [], 'webrtcbin callbacks on their way are served first');
     clock.increment(1);
@@ -248,11 +250,30 @@ describe('WebRTC negotiation machine, connection and release', () => {
     assert.equal(actor.getSnapshot().status, 'done');
   });
 
+  it('waits after the drain for the replies webrtcbin owes (its thread would wait for JS inside the NULL), bounded', () => {
+    const settles = offered();
+    settles.send({ type: 'CLOSE' });
+    settles.taken();
+    settles.clock.increment(RELEASE_DRAIN_MS + 100);
+    assert.deepEqual(settles.taken(), [], 'a reply is still owed');
+    settles.send({ type: 'SETTLED' });
+    assert.deepEqual(settles.taken(), ['setNull', 'report {"state":"closed"}']);
+    const never = offered();
+    never.send({ type: 'CLOSE' });
+    never.taken();
+    never.clock.increment(RELEASE_DRAIN_MS);
+    never.clock.increment(SETTLE_TIMEOUT_MS - 1);
+    assert.deepEqual(never.taken(), []);
+    never.clock.increment(1);
+    assert.deepEqual(never.taken(), ['setNull', 'report {"state":"closed"}'], 'a reply that never comes does not keep the pipeline');
+  });
+
   it('on failure: reports failed, releases, and reports closed only once the owner has closed too', () => {
     const { actor, clock, send, taken } = offered();
     send({ type: 'FAIL', reason: 'webrtcbin: boom' });
     assert.deepEqual(taken(), ['report {"state":"failed","reason":"webrtcbin: boom"}', 'release']);
     assert.equal(actor.getSnapshot().context.failure, 'webrtcbin: boom');
+    send({ type: 'SETTLED' });
     clock.increment(RELEASE_DRAIN_MS);
     assert.deepEqual(taken(), ['setNull']);
     assert.equal(actor.getSnapshot().status, 'active', 'waiting for the owner');
@@ -267,6 +288,7 @@ describe('WebRTC negotiation machine, connection and release', () => {
     const { actor, clock, send, taken } = offered();
     send({ type: 'FAIL', reason: 'boom' });
     send({ type: 'CLOSE' });
+    send({ type: 'SETTLED' });
     taken();
     clock.increment(RELEASE_DRAIN_MS);
     assert.deepEqual(taken(), ['setNull', 'report {"state":"closed"}']);
@@ -288,6 +310,7 @@ describe('WebRTC negotiation machine, connection and release', () => {
     const { actor, clock, send, taken } = setup();
     send({ type: 'CLOSE' });
     send({ type: 'START' });
+    send({ type: 'SETTLED' });
     clock.increment(RELEASE_DRAIN_MS);
     assert.deepEqual(taken(), ['release', 'setNull', 'report {"state":"closed"}']);
     assert.equal(actor.getSnapshot().status, 'done');
