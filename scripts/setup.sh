@@ -45,15 +45,22 @@ node_prefix=$(dirname "$(dirname "$(command -v node)")")
 if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node.h" ]; then
   export npm_config_nodedir="$node_prefix"
 fi
+# The key is what `npm ci` reads: the lock file and package.json without its scripts and descriptions (a new npm
+# script must not reinstall 760 packages), and Node's version (node-gtk is a native add-on).
 stamp=node_modules/.setup-stamp
-if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || [ package-lock.json -nt "$stamp" ] \
+npm_key="$(node -e '
+  const p = require("./package.json");
+  const keep = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies", "overrides", "allowScripts", "engines"];
+  process.stdout.write(JSON.stringify(keep.map((k) => p[k] ?? null)) + process.version);
+' | cat - package-lock.json | sha1sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$npm_key" ] \
    || [ ! -f node_modules/node-gtk/package.json ] || ! ls node_modules/node-gtk/lib/binding/*/node_gtk.node >/dev/null 2>&1; then
   say "installing npm packages (node-gtk compiles from source the first time: about 90 s)"
   # onnxruntime-node's install script would download a CUDA add-on (offline: it fails); its CPU binaries ship inside.
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
   # npm 10 and older ignore allowScripts; npm 11 runs node-gtk's build only when allowed (package.json).
   ls node_modules/node-gtk/lib/binding/*/node_gtk.node >/dev/null 2>&1 || npm rebuild node-gtk
-  touch "$stamp"
+  printf '%s' "$npm_key" > "$stamp"
 fi
 
 # 3. node-gtk's generated TypeScript declarations for the GObject namespaces the media engine uses.

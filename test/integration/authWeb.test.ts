@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
-import { launchChromium } from '../support/browser.js';
+import { gatheredRecvonlyOffer, launchChromium } from '../support/browser.js';
 import { ModuleProcess } from '../support/ModuleProcess.js';
 import { generateTestCerts, type TestCerts } from '../support/testCerts.js';
 
@@ -209,13 +209,7 @@ describe('the web server with users, tokens and TLS', () => {
     await page.goto(`${https}/wwwroot/webrtc.html?token=${await token({ rights: ['webrtc'] })}`);
     const whep = (authorization: string | null) =>
       page.evaluate(`(async () => {
-        const pc = new RTCPeerConnection();
-        pc.addTransceiver('video', { direction: 'recvonly' });
-        await pc.setLocalDescription(await pc.createOffer());
-        await new Promise((resolve) => {
-          if (pc.iceGatheringState === 'complete') resolve();
-          pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
-        });
+        ${gatheredRecvonlyOffer()}
         const headers = { 'content-type': 'application/sdp' };
         ${authorization === null ? '' : `headers.authorization = ${JSON.stringify(authorization)};`}
         const response = await fetch('/whep/player', { method: 'POST', headers, body: pc.localDescription.sdp, credentials: 'omit' });

@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
-import { launchChromium } from '../support/browser.js';
+import { gatheredRecvonlyOffer, launchChromium } from '../support/browser.js';
 import { CameraSimulator } from '../support/cameraSimulator.js';
 import { ModuleProcess } from '../support/ModuleProcess.js';
 
@@ -199,13 +199,7 @@ describe('WHEP', () => {
     await page.goto(`${base}/wwwroot/index.html`);
     // The page's own code: a standard WHEP client (non-trickle: it waits for its candidates, then POSTs).
     const location = (await page.evaluate(`(async () => {
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver('video', { direction: 'recvonly' });
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((resolve) => {
-        if (pc.iceGatheringState === 'complete') resolve();
-        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
-      });
+      ${gatheredRecvonlyOffer()}
       const response = await fetch('/whep/player', { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
       if (response.status !== 201) throw new Error('WHEP POST answered ' + response.status + ': ' + await response.text());
       await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });

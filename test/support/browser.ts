@@ -25,3 +25,19 @@ export const CHROMIUM_ARGS = [
 export function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
+
+/**
+ * Page code, for the body of an async function run by `page.evaluate`, that leaves `pc`: an RTCPeerConnection with
+ * a recvonly video transceiver, its offer set as the local description and ICE gathering complete (or `timeoutMs`
+ * passed), so `pc.localDescription.sdp` is a non-trickle offer as a WHEP client sends it.
+ */
+export function gatheredRecvonlyOffer(timeoutMs?: number): string {
+  return `const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') resolve();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+        ${timeoutMs === undefined ? '' : `setTimeout(resolve, ${timeoutMs});`}
+      });`;
+}

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from './browser.js';
+import { gatheredRecvonlyOffer, launchChromium } from './browser.js';
 import { ModuleProcess } from './ModuleProcess.js';
 import { RtspTcpClient } from './RtspTcpClient.js';
 
@@ -134,14 +134,7 @@ export class FuzzTarget {
   /** A valid SDP offer from the watching chromium (a recvonly video transceiver), to mutate. */
   async browserOffer(): Promise<string> {
     return (await this.#page!.evaluate(`(async () => {
-      const pc = new RTCPeerConnection();
-      pc.addTransceiver('video', { direction: 'recvonly' });
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((resolve) => {
-        if (pc.iceGatheringState === 'complete') resolve();
-        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
-        setTimeout(resolve, 3000);
-      });
+      ${gatheredRecvonlyOffer(3_000)}
       const sdp = pc.localDescription.sdp;
       pc.close();
       return sdp;
