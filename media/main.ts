@@ -36,6 +36,10 @@ const engine = new Engine({ send, exit: exitAfterFlush });
 process.on('message', (message: unknown) => engine.handle(message));
 // The control plane is gone (killed, crashed): finish recordings and leave, nobody is left to supervise us.
 process.on('disconnect', () => engine.shutdown(5_000));
+// A channel that closed while this module was still loading (ES modules load over the event loop) emitted its
+// `disconnect` before the handler above existed: the engine would run on for ever with nobody to supervise it
+// (seen: one left behind by a control plane stopped during its start).
+if (typeof process.send === 'function' && !process.connected) engine.shutdown(5_000);
 // Signals are the control plane's business: it asks for a graceful shutdown over IPC.
 process.on('SIGINT', () => undefined);
 

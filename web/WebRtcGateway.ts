@@ -207,6 +207,9 @@ export class WebRtcGateway {
       const cors = whepCorsHeaders(this.#origins(), { origin: request.headers.origin, host: request.headers.host });
       if (!cors.allowed) return reply.code(cors.status).send({ error: cors.reason });
       reply.headers(cors.headers);
+      // `/whep/` matches the route with an empty name (found by the fuzz): there is no resource to create there.
+      const name = (request.params as { name: string }).name;
+      if (name === '') return reply.code(404).send({ error: 'POST the offer to /whep/<name>' });
       const offer = request.body;
       if (typeof offer !== 'string' || !request.headers['content-type']?.startsWith('application/sdp')) {
         return reply.code(415).send({ error: 'POST an SDP offer with Content-Type: application/sdp' });
@@ -229,7 +232,6 @@ export class WebRtcGateway {
       });
       const result = await outcome;
       if ('error' in result) return reply.code(500).send({ error: this.#redact(result.error) });
-      const name = (request.params as { name: string }).name;
       return reply
         .code(201)
         .header('content-type', 'application/sdp')

@@ -6,7 +6,9 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { fork } from 'node:child_process';
 import { WebSocket } from 'ws';
+import { ENGINE_ENTRY } from '../../actors/engineChildActor.js';
 import { ModuleProcess } from '../support/ModuleProcess.js';
 
 const LIVE = 'videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! fakesink';
@@ -129,6 +131,20 @@ describe('SIGTERM in IoT Hub mode while it starts (loading the IoT Hub SDK, read
     const deadline = Date.now() + 10_000;
     while (children.some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     assert.deepEqual(children.filter(alive), [], 'the media engine exited with the module');
+  });
+});
+
+describe('a media engine whose control plane went away while it was still loading', () => {
+  it('exits by itself (its IPC channel closed before the engine listened for that)', async () => {
+    const engine = fork(ENGINE_ENTRY, [], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+    // At once: the engine's modules (node-gtk, GStreamer) are still loading, over the event loop.
+    engine.disconnect();
+    const exit = await Promise.race([
+      new Promise<number | null>((resolve) => engine.once('exit', (code) => resolve(code))),
+      new Promise<'alive'>((resolve) => setTimeout(() => resolve('alive'), 30_000)),
+    ]);
+    if (exit === 'alive') engine.kill('SIGKILL');
+    assert.equal(exit, 0, 'the engine exited on its own, with 0');
   });
 });
 

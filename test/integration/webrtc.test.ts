@@ -219,6 +219,10 @@ describe('WHEP', () => {
     assert.equal(bad.status, 400);
     const wrongType = await fetch(`${base}/whep/player`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'v=0' });
     assert.equal(wrongType.status, 415);
+    // An offer to `/whep/` (no name) creates nothing: it was answered 201 with the Location "/whep//<id>".
+    const sdp = (await page.evaluate(`(async () => { ${gatheredRecvonlyOffer()} const sdp = pc.localDescription.sdp; pc.close(); return sdp; })()`)) as string;
+    const noName = await fetch(`${base}/whep/`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: sdp });
+    assert.equal(noName.status, 404);
     await page.close();
   });
 });
