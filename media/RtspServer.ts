@@ -8,8 +8,6 @@ import type { SampleHub } from './SampleHub.js';
 
 const GstRtspServer = gi.require('GstRtspServer', '1.0');
 type Server = InstanceType<typeof GstRtspServer.RTSPServer>;
-/** GstRtsp.RTSPState.PLAYING. */
-const RTSP_STATE_PLAYING = 4;
 /** Up to this many sessions, viewers are counted every time; above, at most every RECOUNT_MS unless their number changes. */
 const FEW_SESSIONS = 16;
 const RECOUNT_MS = 5_000;
@@ -58,7 +56,7 @@ export function octetsSent(statsText: string): number {
  * The RTSP server in the engine: one shared media per mount (all viewers of a mount watch one pipeline), fed
  * from the sample hub when its launch line starts from `appsrc name=videosrc` (or `proxysrc name=videosrc`). A
  * new main pipeline changes the producer behind the hub, not the media, so viewers stay connected. Viewer
- * counts are the sessions in PLAYING state.
+ * counts are the sessions that have set the mount up (its RTSP state is not read: see #countViewers).
  *
  * With a certificate, a second RTSPServer serves RTSPS on its own port (TLS takes over a whole port) from the
  * same mount points. Users and rights (media/rtspAuth.ts) apply to both, live: a change replaces the RTSPAuth
@@ -181,7 +179,7 @@ export class RtspServer {
   }
 
   /**
-   * Per mount: viewers (sessions in PLAYING state, read from the server: signals with an RTSPContext hang
+   * Per mount: viewers (sessions that set the mount up, read from the server: signals with an RTSPContext hang
    * node-gtk) and RTP bytes sent to them. A shared media sends each packet once per viewer, so the bytes its
    * RTP sessions produced since the last call count once per current viewer. Call it about once a second.
    */
@@ -228,7 +226,10 @@ export class RtspServer {
         this.#guard('counting viewers', KEEP, () => {
           session.filter((_session, sessionMedia) =>
             this.#guard('counting viewers', KEEP, () => {
-              if (sessionMedia.getRtspState() !== RTSP_STATE_PLAYING) return KEEP;
+              // Every session media set up counts, whatever its RTSP state: getRtspState() takes the session media's
+              // lock, which a client thread holds while it tears the media down and emits `unprepared` towards
+              // the JS thread, where node-gtk makes it wait for us: the engine hung (gdb: the JS thread in
+              // gst_rtsp_session_media_get_rtsp_state, a client thread in Closure::Marshal under teardown).
               const path = paths.length === 1 ? paths[0] : paths.find((p) => sessionMedia.matches(p)[0]);
               if (path) viewers[path]!++;
               const media = sessionMedia.getMedia();
