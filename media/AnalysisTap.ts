@@ -21,7 +21,7 @@
  */
 import { FRAME_HOST, type AnalysisEngineEvent, type AnalysisTapSpec, type DecoderChoice } from '../ipc/analysis.js';
 import { applyDecoderChoice, pickedDecoder } from './decoderRanks.js';
-import { allElements, GLib, Gst, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+import { allElements, asAppSrc, asTcpServerSink, asValve, binOrNull, GLib, Gst, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
 
 /** Named `inference` elements' branches publish to this hub stream. */
@@ -36,7 +36,6 @@ const RETRY_MAX_MS = 10_000;
 /** Time for calls already queued from streaming threads to run before NULL (as PipelineRunner). */
 const QUIESCE_MS = 30;
 
-type Bin = InstanceType<typeof Gst.Bin>;
 
 /** A tap branch could not be put into a pipeline (the pipeline is then not started: the error says why). */
 export class AnalysisTapError extends Error {
@@ -56,7 +55,7 @@ export function insertInferenceBranches(pipeline: GstElement): Array<{ element: 
   const branches: Array<{ element: string; valve: GstElement; appsink: GstElement }> = [];
   for (const inference of found) {
     const name = inference.name;
-    const parent = inference.getParent() as unknown as Bin | null;
+    const parent = binOrNull(inference.getParent());
     if (!parent) continue;
     // leaky queue: if the engine's main thread is slow to take samples, old ones go, the tee never waits.
     // valve: shut while no analyzer reads it, yet passing sticky events: a shut valve that ate EOS kept the
@@ -66,7 +65,7 @@ export function insertInferenceBranches(pipeline: GstElement): Array<{ element: 
       `queue leaky=downstream max-size-buffers=60 max-size-bytes=0 max-size-time=0 ! valve name="${name}:valve" drop=true drop-mode=forward-sticky-events ` +
         `! appsink name="${tapStreamName(name)}" sync=false async=false max-buffers=1 drop=true enable-last-sample=false`,
       true,
-    ) as unknown as Bin;
+    );
     branch.name = `${name}:branch`;
     const tee = Gst.ElementFactory.make('tee', `${name}:tee`)!;
     parent.add(tee);
@@ -120,7 +119,6 @@ function fraction(fps: number): [number, number] {
   return [Math.round(fps * den), den];
 }
 
-type GstBuffer = InstanceType<typeof Gst.Buffer>;
 /** Flags, metadata and memory references; timestamps are set here. */
 const COPY_SHALLOW = Gst.BufferCopyFlags.FLAGS | Gst.BufferCopyFlags.META | Gst.BufferCopyFlags.MEMORY;
 /** Where a new timeline (a swapped or restarted producer) starts after the old one's last buffer. */
@@ -137,7 +135,7 @@ const NEW_TIMELINE_NS = 1_000_000_000n;
  * all, the arrival time stands in. Returns the unsubscribe.
  */
 function feed(hub: SampleHub, stream: string, appsrc: GstElement): () => void {
-  const src = appsrc as unknown as { caps: InstanceType<typeof Gst.Caps>; pushBuffer(b: GstBuffer): number };
+  const src = asAppSrc(appsrc);
   const NONE = Gst.CLOCK_TIME_NONE;
   const started = process.hrtime.bigint();
   let capsVersion = -1;
@@ -249,7 +247,7 @@ export class AnalysisTap {
       this.#failed('tap pipeline did not start');
       return;
     }
-    const sink = pipeline.getByName('sink') as unknown as { currentPort: number };
+    const sink = asTcpServerSink(pipeline.getByName('sink')!);
     this.#port = sink.currentPort;
     const appsrc = pipeline.getByName('src')!;
     this.#unsubscribe = feed(this.#hub, this.stream, appsrc);
@@ -418,7 +416,7 @@ export class AnalysisTaps {
     const used = new Set<string>();
     for (const tap of this.#taps.values()) if (tap.spec.source.kind === 'element') used.add(tap.spec.source.element);
     for (const [element, valves] of this.#valves) {
-      for (const valve of valves) (valve as unknown as { drop: boolean }).drop = !used.has(element);
+      for (const valve of valves) asValve(valve).drop = !used.has(element);
     }
   }
 }

@@ -5,7 +5,7 @@ import type { Subscription } from 'rxjs';
 import type { RecordedSegment, RecorderSpec, RecorderStateName } from '../ipc/protocol.js';
 import { PARTIAL_SUFFIX, segmentFileName } from '../recording/naming.js';
 import { trimToCompleteBoxes } from '../recording/mp4.js';
-import { GLib, Gst, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+import { asSplitMuxSink, GLib, Gst, uint64Field, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import type { GstSample, HubSample, SampleHub } from './SampleHub.js';
 
 /** As in PipelineRunner: queued cross-thread calls get this long to run before a blocking call from this thread. */
@@ -89,7 +89,7 @@ class RecordingRun {
       (aparser ? ` appsrc name=asrc ! ${aparser} ! mux.audio_%u` : '');
     this.#pipeline = Gst.parseLaunch(launch) as GstPipeline;
     this.#mux = this.#pipeline.getByName('mux') as SignalTarget;
-    (this.#mux as unknown as { location: string }).location = join(options.dir, `${options.stream}-unnamed-%05d.mp4${PARTIAL_SUFFIX}`);
+    asSplitMuxSink(this.#mux).location = join(options.dir, `${options.stream}-unnamed-%05d.mp4${PARTIAL_SUFFIX}`);
     // The segment's UTC start is in its name, chosen when splitmuxsink opens the file. This handler runs on the
     // main thread while a streaming thread waits for it: no blocking GStreamer call here, and it goes before NULL.
     this.#signalId = this.#mux.connect('format-location-full', ((_fragment: number, sample: GstSample) => this.#location(sample)) as never);
@@ -183,7 +183,7 @@ class RecordingRun {
       const name = s?.getName();
       if (!s || (name !== 'splitmuxsink-fragment-opened' && name !== 'splitmuxsink-fragment-closed')) return;
       const location = s.getString('location');
-      const [, runningTime] = s.getUint64('running-time') as unknown as [boolean, bigint];
+      const runningTime = uint64Field(s, 'running-time') ?? 0n;
       const open = location ? this.#open.get(location) : undefined;
       if (!open) return;
       if (name === 'splitmuxsink-fragment-opened') {

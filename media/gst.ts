@@ -42,7 +42,26 @@ export interface WebRtcBinProperties {
   readonly iceGatheringState: number;
 }
 
+/** valve's switch (the analysis taps). */
+export interface ValveProperties {
+  drop: boolean;
+}
+
+/** splitmuxsink's file name pattern (the recorder). */
+export interface SplitMuxSinkProperties {
+  location: string;
+}
+
+/** tcpserversink's port once bound (`port=0` asks the system for one). */
+export interface TcpServerSinkProperties {
+  readonly currentPort: number;
+}
+
 export type Queue = GstElement & QueueProperties;
+export type Valve = GstElement & ValveProperties;
+export type SplitMuxSink = GstElement & SplitMuxSinkProperties;
+export type TcpServerSink = GstElement & TcpServerSinkProperties;
+export type GstBin = InstanceType<typeof Gst.Bin>;
 export type ProxySrc = GstElement & ProxySrcProperties;
 export type WebRtcBinElement = GstElement & WebRtcBinProperties;
 
@@ -83,6 +102,36 @@ export function asQueue(element: GstElement): Queue {
 export function asProxySrc(element: GstElement): ProxySrc {
   ofFactory(element, 'proxysrc');
   return element as ProxySrc;
+}
+
+/** @throws TypeError when `element` is not a valve. */
+export function asValve(element: GstElement): Valve {
+  ofFactory(element, 'valve');
+  return element as Valve;
+}
+
+/** @throws TypeError when `element` is not a splitmuxsink. */
+export function asSplitMuxSink(element: GstElement): SplitMuxSink {
+  ofFactory(element, 'splitmuxsink');
+  return element as SplitMuxSink;
+}
+
+/** @throws TypeError when `element` is not a tcpserversink. */
+export function asTcpServerSink(element: GstElement): TcpServerSink {
+  ofFactory(element, 'tcpserversink');
+  return element as TcpServerSink;
+}
+
+/** The object as a bin (a parent, a parsed bin), or null when it is not one. */
+export function binOrNull(object: unknown): GstBin | null {
+  return object instanceof Gst.Bin ? object : null;
+}
+
+/** A GstStructure's guint64 field: node-gtk returns `[found, value]` where the generated types say `boolean`. */
+export function uint64Field(structure: GstStructure, field: string): bigint | null {
+  const result: unknown = structure.getUint64(field);
+  const [found, value] = result as [boolean, bigint];
+  return found ? value : null;
 }
 
 /** @throws TypeError when `element` is not a webrtcbin. */
