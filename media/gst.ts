@@ -92,35 +92,22 @@ export function asAppSrc(element: GstElement): AppSrc {
   throw notA('appsrc', element);
 }
 
-/** @throws TypeError when `element` is not a queue. */
-export function asQueue(element: GstElement): Queue {
-  ofFactory(element, 'queue');
-  return element as Queue;
+/**
+ * A typed view for elements of one factory (a plugin without introspection data): the view checks the factory
+ * and throws a TypeError for any other element.
+ */
+function viewOf<T extends GstElement>(factory: string): (element: GstElement) => T {
+  return (element) => {
+    ofFactory(element, factory);
+    return element as T;
+  };
 }
 
-/** @throws TypeError when `element` is not a proxysrc. */
-export function asProxySrc(element: GstElement): ProxySrc {
-  ofFactory(element, 'proxysrc');
-  return element as ProxySrc;
-}
-
-/** @throws TypeError when `element` is not a valve. */
-export function asValve(element: GstElement): Valve {
-  ofFactory(element, 'valve');
-  return element as Valve;
-}
-
-/** @throws TypeError when `element` is not a splitmuxsink. */
-export function asSplitMuxSink(element: GstElement): SplitMuxSink {
-  ofFactory(element, 'splitmuxsink');
-  return element as SplitMuxSink;
-}
-
-/** @throws TypeError when `element` is not a tcpserversink. */
-export function asTcpServerSink(element: GstElement): TcpServerSink {
-  ofFactory(element, 'tcpserversink');
-  return element as TcpServerSink;
-}
+export const asQueue = viewOf<Queue>('queue');
+export const asProxySrc = viewOf<ProxySrc>('proxysrc');
+export const asValve = viewOf<Valve>('valve');
+export const asSplitMuxSink = viewOf<SplitMuxSink>('splitmuxsink');
+export const asTcpServerSink = viewOf<TcpServerSink>('tcpserversink');
 
 /** The object as a bin (a parent, a parsed bin), or null when it is not one. */
 export function binOrNull(object: unknown): GstBin | null {
@@ -134,11 +121,7 @@ export function uint64Field(structure: GstStructure, field: string): bigint | nu
   return found ? value : null;
 }
 
-/** @throws TypeError when `element` is not a webrtcbin. */
-export function asWebRtcBin(element: GstElement): WebRtcBinElement {
-  ofFactory(element, 'webrtcbin');
-  return element as WebRtcBinElement;
-}
+export const asWebRtcBin = viewOf<WebRtcBinElement>('webrtcbin');
 
 /** Parses a gst-launch description as gst-launch-1.0 does; a missing element or property is an error. */
 export function parseLaunch(launch: string): GstElement {
