@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ModuleProcess } from '../support/ModuleProcess.js';
 import { runRtspsrc } from '../support/rtspAuthHarness.js';
 import { RtspTcpClient } from '../support/RtspTcpClient.js';
 import { generateTestCerts, type TestCerts } from '../support/testCerts.js';
+import { basic, describeRaw } from '../support/rtspDescribe.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -18,34 +18,7 @@ const ALICE_PW = 'alice:S3cret@/%';
 const BOB_PW = 'bob-Pw-4711';
 const ENV = { ALICE_PW, BOB_PW };
 
-/** One raw RTSP DESCRIBE: status and every header (WWW-Authenticate may repeat). */
-async function describeRaw(port: number, path: string, authorization?: string): Promise<{ status: number; challenges: string[] }> {
-  const socket = connect(port, '127.0.0.1');
-  const chunks: Buffer[] = [];
-  try {
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    socket.write(`DESCRIBE rtsp://127.0.0.1:${port}${path} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n${authorization ? `Authorization: ${authorization}\r\n` : ''}\r\n`);
-    const head = await new Promise<string>((resolve, reject) => {
-      socket.on('data', (chunk: Buffer) => {
-        chunks.push(chunk);
-        const text = Buffer.concat(chunks).toString('latin1');
-        const end = text.indexOf('\r\n\r\n');
-        if (end >= 0) resolve(text.slice(0, end));
-      });
-      socket.once('error', reject);
-      setTimeout(() => reject(new Error('no RTSP answer')), 5000);
-    });
-    const [status, ...lines] = head.split('\r\n');
-    return {
-      status: Number(/^RTSP\/1\.0 (\d{3})/.exec(status!)?.[1]),
-      challenges: lines.filter((l) => /^www-authenticate:/i.test(l)).map((l) => l.slice(l.indexOf(':') + 1).trim()),
-    };
-  } finally {
-    socket.destroy();
-  }
-}
 
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 /** ffmpeg percent-decodes userinfo: a password with ':' '@' '/' '%' goes through encoded. */
 const userinfo = (user: string, password: string) => `${encodeURIComponent(user)}:${encodeURIComponent(password)}@`;
 

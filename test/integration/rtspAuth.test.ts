@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { mountsLosingAccess } from '../../auth/rtspSpec.js';
@@ -8,6 +7,7 @@ import type { RtspAuthSpec } from '../../ipc/protocol.js';
 import { RtspAuthServer, runRtspsrc, type RtspsrcCheck } from '../support/rtspAuthHarness.js';
 import { RtspTcpClient } from '../support/RtspTcpClient.js';
 import { generateTestCerts, type TestCerts } from '../support/testCerts.js';
+import { basic, describeRaw } from '../support/rtspDescribe.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -21,34 +21,7 @@ const SPEC: RtspAuthSpec = {
   requireTls: false,
 };
 
-/** One raw RTSP DESCRIBE: status and every header (WWW-Authenticate may repeat). */
-async function describeRaw(port: number, path: string, authorization?: string): Promise<{ status: number; headers: Array<[string, string]> }> {
-  const socket = connect(port, '127.0.0.1');
-  const chunks: Buffer[] = [];
-  try {
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    socket.write(`DESCRIBE rtsp://127.0.0.1:${port}${path} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n${authorization ? `Authorization: ${authorization}\r\n` : ''}\r\n`);
-    const head = await new Promise<string>((resolve, reject) => {
-      socket.on('data', (chunk: Buffer) => {
-        chunks.push(chunk);
-        const text = Buffer.concat(chunks).toString('latin1');
-        const end = text.indexOf('\r\n\r\n');
-        if (end >= 0) resolve(text.slice(0, end));
-      });
-      socket.once('error', reject);
-      setTimeout(() => reject(new Error('no RTSP answer')), 5000);
-    });
-    const [status, ...lines] = head.split('\r\n');
-    return {
-      status: Number(/^RTSP\/1\.0 (\d{3})/.exec(status!)?.[1]),
-      headers: lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as [string, string]),
-    };
-  } finally {
-    socket.destroy();
-  }
-}
 
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 /** ffprobe's verdict on a URL: the codec it found, or its error text. */
 async function ffprobe(url: string): Promise<{ ok: boolean; text: string }> {
