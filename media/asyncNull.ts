@@ -40,11 +40,6 @@ export class AsyncNull {
     }) as never);
   }
 
-  /** How many NULLs are still in progress. */
-  get inFlight(): number {
-    return this.#pending.size;
-  }
-
   /** Starts the NULL and returns at once; `done` runs on the JS thread once the element is in NULL. */
   setNull(element: GstElement, done: () => void): void {
     const token = this.#nextToken;
