@@ -4,11 +4,14 @@
  *           |interval - 1/fps|, in shared mode (main pipeline -> appsink -> hub -> appsrc -> /player), in shared mode
  *           relaying a camera (rtspsrc in the main pipeline), and in direct mode (rtsp_pipeline encodes itself)
  *           (goal: shared p99 <= 1 ms); the arrival-time jitter beside it, for scale.
- *   avsync: the A/V offset (audio edge - video edge, ms) a viewer presents for a camera whose picture flashes and sound
- *           beeps at the same timestamps (bench/support/avSyncCamera.py; found by videoanalyse and level in
- *           bench/support/avSyncViewer.py): watching the camera itself, through the module in direct mode
- *           (payloaders in rtsp_pipeline), and in shared mode (the seed's appsink video/audio -> appsrc pair); the
- *           module should add nothing to the camera's own offset.
+ *   avsync: the A/V offset (audio edge - video edge, ms) a viewer presents (found by videoanalyse and level in
+ *           bench/support/avSyncViewer.py), for two sources whose picture and sound change at the same timestamps:
+ *           - generated in the module (videotestsrc `flip=true` turns the picture over every 50 frames, audiotestsrc
+ *             ticks at the same 1.667 s), the same encoders in every mode: direct (encoders and payloaders in
+ *             rtsp_pipeline), shared through the sample hub (appsink -> appsrc) and shared through proxysink ->
+ *             proxysrc; what shared adds to direct is the module's own share, with no camera's RTCP in between;
+ *           - a camera relayed (bench/support/avSyncCamera.py: flash and beep): the camera itself, direct, shared.
+ *           The module should add nothing to direct mode's offset (goal: within a frame, ±33 ms).
  * Env: WINDOW_S (10), RUNS (1).
  * Run: node dist/bench/timestamps.js [jitter|avsync]
  */
@@ -84,8 +87,11 @@ interface Edge {
   t: number;
 }
 
-/** The A/V offsets (ms) a viewer presents: each video edge with the audio edge of the same direction nearest to it. */
-async function offsets(url: string): Promise<{ values: number[]; video: number; audio: number }> {
+/**
+ * The A/V offsets (ms) a viewer presents: each video edge with the audio edge of the same direction nearest to it,
+ * or with the nearest audio edge of direction `audioEdge` (a tick's start: every flip of the picture has one).
+ */
+async function offsets(url: string, audioEdge?: Edge['edge']): Promise<{ values: number[]; video: number; audio: number }> {
   const script = fileURLToPath(new URL('../../bench/support/avSyncViewer.py', import.meta.url));
   const viewer = spawn('/usr/bin/python3', [script, url], { stdio: ['pipe', 'pipe', 'inherit'] });
   const edges: Edge[] = [];
@@ -100,13 +106,67 @@ async function offsets(url: string): Promise<{ values: number[]; video: number; 
   const audio = edges.filter((e) => e.kind === 'audio');
   const result: number[] = [];
   for (const v of video) {
-    const nearest = audio.filter((a) => a.edge === v.edge).sort((a, b) => Math.abs(a.t - v.t) - Math.abs(b.t - v.t))[0];
+    const nearest = audio.filter((a) => a.edge === (audioEdge ?? v.edge)).sort((a, b) => Math.abs(a.t - v.t) - Math.abs(b.t - v.t))[0];
     if (nearest && Math.abs(nearest.t - v.t) < 250e6) result.push((nearest.t - v.t) / 1e6);
   }
   return { values: result, video: video.length, audio: audio.length };
 }
 
+/** Picture and sound that change together, made in the module: 50 frames at 30 fps = one tick interval. */
+const FLIP_VIDEO =
+  'videotestsrc is-live=true pattern=ball flip=true ! video/x-raw,width=640,height=360,framerate=30/1 ! ' +
+  'x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! video/x-h264,profile=constrained-baseline ! h264parse config-interval=-1';
+const TICK_AUDIO =
+  'audiotestsrc is-live=true wave=ticks tick-interval=1666666667 samplesperbuffer=480 ! audio/x-raw,rate=48000,channels=1 ! ' +
+  'audioconvert ! avenc_aac ! aacparse';
+const PAY_VIDEO = 'rtph264pay config-interval=-1 name=pay0 pt=96';
+const PAY_AUDIO = 'rtpmp4gpay name=pay1 pt=97';
+
+async function avsyncGenerated(show: (name: string, result: Awaited<ReturnType<typeof offsets>>) => void): Promise<void> {
+  console.log(`A/V offset at an RTSP viewer, picture and sound generated in the module (the same encoders in every mode), ${WINDOW_MS / 1000} s`);
+  const modes: [string, Record<string, unknown>][] = [
+    ['direct                 ', { rtsp_pipeline: `( ${FLIP_VIDEO} ! ${PAY_VIDEO} ${TICK_AUDIO} ! ${PAY_AUDIO} )` }],
+    [
+      'shared, hub            ',
+      {
+        pipeline: `${FLIP_VIDEO} ! appsink name=video max-buffers=30 drop=true ${TICK_AUDIO} ! appsink name=audio max-buffers=30 drop=true`,
+        rtsp_pipeline: `( appsrc name=videosrc ! h264parse ! ${PAY_VIDEO} appsrc name=audiosrc ! aacparse ! ${PAY_AUDIO} )`,
+      },
+    ],
+    [
+      'shared, proxysink      ',
+      {
+        pipeline: `${FLIP_VIDEO} ! proxysink name=video ${TICK_AUDIO} ! proxysink name=audio`,
+        rtsp_pipeline: `( proxysrc name=videosrc ! h264parse ! ${PAY_VIDEO} proxysrc name=audiosrc ! aacparse ! ${PAY_AUDIO} )`,
+      },
+    ],
+  ];
+  const byMode = new Map<string, number[]>();
+  for (let run = 1; run <= RUNS; run++) {
+    for (const [name, desired] of modes) {
+      const server = await startModule({ ...desired, http_server: false });
+      try {
+        const result = await offsets(`${server.rtsp}/player`, 'up');
+        show(name, result);
+        if (result.values.length > 0) byMode.set(name, [...(byMode.get(name) ?? []), median(result.values)]);
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  const direct = byMode.get(modes[0]![0]) ?? [];
+  for (const [name] of modes.slice(1)) {
+    const shared = byMode.get(name) ?? [];
+    if (direct.length > 0 && shared.length > 0) {
+      console.log(`  ${name.trim()} - direct: ${fmt(median(shared) - median(direct), 1)} ms over ${RUNS} run(s) (per run, median: direct ${direct.map((v) => v.toFixed(0)).join(' ')}; ${name.trim()} ${shared.map((v) => v.toFixed(0)).join(' ')}) (goal: within ±33 ms)`);
+    }
+  }
+}
+
 async function avsync(): Promise<void> {
+  const show = (name: string, { values, video, audio }: { values: number[]; video: number; audio: number }) =>
+    console.log(`  ${name}: ${values.length === 0 ? `no pair of edges (${video} video, ${audio} audio edges)` : `median ${fmt(median(values), 1)} ms, min ${fmt(Math.min(...values), 1)}, max ${fmt(Math.max(...values), 1)} (${values.length} edges: ${values.map((v) => v.toFixed(0)).join(' ')})`}`);
+  await avsyncGenerated(show);
   const port = await freePort();
   const script = fileURLToPath(new URL('../../bench/support/avSyncCamera.py', import.meta.url));
   const camera = spawn('/usr/bin/python3', [script, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -115,9 +175,7 @@ async function avsync(): Promise<void> {
     camera.once('exit', (code) => reject(new Error(`avSyncCamera.py exited ${code}`)));
   });
   const cameraUrl = `rtsp://127.0.0.1:${port}/camera`;
-  console.log(`A/V offset at an RTSP viewer (audio edge - video edge; flash and beep share their timestamps at the camera), ${WINDOW_MS / 1000} s`);
-  const show = (name: string, { values, video, audio }: { values: number[]; video: number; audio: number }) =>
-    console.log(`  ${name}: ${values.length === 0 ? `no pair of edges (${video} video, ${audio} audio edges)` : `median ${fmt(median(values), 1)} ms, min ${fmt(Math.min(...values), 1)}, max ${fmt(Math.max(...values), 1)} (${values.length} edges: ${values.map((v) => v.toFixed(0)).join(' ')})`}`);
+  console.log(`A/V offset at an RTSP viewer of a relayed camera (audio edge - video edge; flash and beep share their timestamps at the camera), ${WINDOW_MS / 1000} s`);
   try {
     for (let run = 1; run <= RUNS; run++) {
       const reference = await offsets(cameraUrl);

@@ -15,12 +15,22 @@ gi.require_version('Gst', '1.0')
 from gi.repository import GLib, Gst  # noqa: E402
 
 Gst.init(None)
-pipeline = Gst.parse_launch(
-    f'rtspsrc location={sys.argv[1]} protocols=tcp latency=200 name=s '
-    's. ! application/x-rtp,media=video ! rtph264depay ! avdec_h264 ! videoconvert ! videoanalyse ! fakesink sync=false '
-    's. ! application/x-rtp,media=audio ! rtpmp4gdepay ! aacparse ! avdec_aac ! audioconvert ! '
-    'level interval=2000000 post-messages=true ! fakesink sync=false'
+# playbin links rtspsrc's two pads itself: gst_parse's delayed links (`rtspsrc name=s s. ! ...`) raced when both
+# pads came at once over TCP and left some sessions with no stream linked (no edges at all in that run).
+pipeline = Gst.ElementFactory.make('playbin', None)
+pipeline.set_property('uri', sys.argv[1])
+pipeline.set_property('video-sink', Gst.parse_bin_from_description('videoconvert ! videoanalyse ! fakesink sync=false', True))
+pipeline.set_property(
+    'audio-sink', Gst.parse_bin_from_description('audioconvert ! level interval=2000000 post-messages=true ! fakesink sync=false', True)
 )
+
+
+def on_source_setup(_playbin, source):
+    source.set_property('protocols', 'tcp')
+    source.set_property('latency', 200)
+
+
+pipeline.connect('source-setup', on_source_setup)
 state = {'video': None, 'audio': None}
 
 
