@@ -48,6 +48,7 @@ export class Metrics {
   readonly #twinUpdates: Counter<'result'>;
   readonly #engineRestarts: Counter<'reason'>;
   readonly #engineUp: Gauge;
+  readonly #engineMemory: Gauge<'area'>;
   readonly #httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly #uncaught: Counter<'kind'>;
   readonly #authFailures: Counter<'surface' | 'reason'>;
@@ -92,6 +93,12 @@ export class Metrics {
     this.#twinUpdates = new Counter({ name: `${p}_twin_updates_total`, help: 'Desired documents applied or rejected', labelNames: ['result'], registers });
     this.#engineRestarts = new Counter({ name: `${p}_engine_restarts_total`, help: 'Media engine restarts, by why it went down (exited, hung, failed_to_start)', labelNames: ['reason'], registers });
     this.#engineUp = new Gauge({ name: `${p}_engine_up`, help: '1 while the media engine process is up', registers });
+    this.#engineMemory = new Gauge({
+      name: `${p}_engine_memory_bytes`,
+      help: "The media engine process's memory: resident (rss), V8 heap in use (heap), C++ objects V8 tracks (external); the control plane's own is in process_resident_memory_bytes",
+      labelNames: ['area'],
+      registers,
+    });
     this.#httpRequests = new Counter({ name: `${p}_http_requests_total`, help: 'HTTP requests served', labelNames: ['method', 'route', 'status'], registers });
     this.#uncaught = new Counter({ name: `${p}_uncaught_errors_total`, help: 'Exceptions and rejections no handler caught (logged; the module kept running)', labelNames: ['kind'], registers });
     for (const kind of ['exception', 'rejection']) this.#uncaught.inc({ kind }, 0);
@@ -177,5 +184,8 @@ export class Metrics {
       this.#rtspBytes.inc({ mount }, bytesSent >= last ? bytesSent - last : bytesSent);
       this.#lastRtspBytes.set(mount, bytesSent);
     }
+    this.#engineMemory.set({ area: 'rss' }, stats.memory.rss);
+    this.#engineMemory.set({ area: 'heap' }, stats.memory.heapUsed);
+    this.#engineMemory.set({ area: 'external' }, stats.memory.external);
   }
 }

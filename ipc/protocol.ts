@@ -151,6 +151,8 @@ export interface EngineStats {
   readonly rtsp: Record<string, { viewers: number; bytesSent: number }>;
   /** WebRTC peers alive in the engine. */
   readonly webrtcPeers: number;
+  /** The engine process's memory in bytes (process.memoryUsage()): resident, V8 heap in use, and the memory of C++ objects V8 tracks. */
+  readonly memory: { readonly rss: number; readonly heapUsed: number; readonly external: number };
 }
 
 /** Control plane -> engine. */
@@ -223,6 +225,7 @@ const STATS = fields({
   streams: recordOf(fields({ buffers: num, bytes: num, caps: nullable(str) })),
   rtsp: recordOf(fields({ viewers: num, bytesSent: num })),
   webrtcPeers: num,
+  memory: fields({ rss: num, heapUsed: num, external: num }),
 });
 const RUN = { pipeline: str, run: num };
 const DECODER = oneOf('auto', 'software', 'nvcodec', 'vaapi', 'v4l2');

@@ -75,7 +75,8 @@ export class Engine {
 
   /** Counters for the control plane (sent every second). */
   stats(): EngineStats {
-    return { streams: this.#hub.stats(), rtsp: this.#rtsp.stats(), webrtcPeers: this.#peers.size };
+    const { rss, heapUsed, external } = process.memoryUsage();
+    return { streams: this.#hub.stats(), rtsp: this.#rtsp.stats(), webrtcPeers: this.#peers.size, memory: { rss, heapUsed, external } };
   }
 
   /** Graceful stop of every pipeline and recorder (bounded), then exit. Idempotent. */

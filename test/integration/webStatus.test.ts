@@ -106,6 +106,12 @@ describe('status API, metrics and status page', () => {
       moved = sample(await (await fetch(metricsUrl)).text(), 'gst_iotedge_stream_buffers_total', { stream: 'video' }) ?? 0;
     }
     assert.ok(moved > buffers, `video buffers counted: ${buffers} -> ${moved}`);
+    // The engine's own memory (its stats brought the counts above), not the control plane's process metrics.
+    const scraped = await (await fetch(metricsUrl)).text();
+    const engineRss = sample(scraped, 'gst_iotedge_engine_memory_bytes', { area: 'rss' }) ?? 0;
+    assert.ok(engineRss > 20 * 2 ** 20, `engine resident memory: ${engineRss}`);
+    assert.notEqual(engineRss, sample(scraped, 'gst_iotedge_process_resident_memory_bytes'));
+    assert.ok((sample(scraped, 'gst_iotedge_engine_memory_bytes', { area: 'heap' }) ?? 0) > 0, 'engine heap in use');
     const from = module.logs.length;
     const version = module.writeDesired({ ...settings, pipeline: FAILING });
     const applied = await module.waitForLog((l) => l.event === 'config-applied' && l.version === version, 20_000, from);

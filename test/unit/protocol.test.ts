@@ -14,7 +14,7 @@ describe('IPC protocol guards', () => {
       { type: 'error', pipeline: 'main', run: 1, message: 'm', source: 'src', debug: null },
       { type: 'stopped', pipeline: 'main', run: 1, eos: true },
       { type: 'rtsp', port: 8554, mounts: ['/player'], error: null },
-      { type: 'stats', stats: { streams: { video: { buffers: 1, bytes: 2, caps: null } }, rtsp: { '/player': { viewers: 0, bytesSent: 0 } }, webrtcPeers: 0 } },
+      { type: 'stats', stats: { streams: { video: { buffers: 1, bytes: 2, caps: null } }, rtsp: { '/player': { viewers: 0, bytesSent: 0 } }, webrtcPeers: 0, memory: { rss: 1, heapUsed: 2, external: 3 } } },
       { type: 'webrtc-signal', peer: 'p', signal: { ice: { candidate: 'candidate:1', sdpMLineIndex: 0 } } },
       { type: 'webrtc-state', peer: 'p', state: 'connected', reason: null },
       { type: 'pong' },
