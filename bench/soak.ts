@@ -5,7 +5,8 @@
  * main-pipeline swap every 5 minutes and a camera drop (SIGKILL, 5 s out, back) every 10 minutes.
  *
  * Prints a line a minute (RSS, fds, threads of the control plane and the engine; viewers' fps), then: RSS growth of
- * each process from the first 10 minutes on (from a third of the run on, for runs under 30 minutes) (goal < 5%),
+ * each process from the first 10 minutes on (from a third of the run on, for runs under 30 minutes): the median of
+ * the 5 minutes after that vs the median of the last 5 (goal < 5%),
  * fds and threads at that point and at the end (goal: flat), errors in the module's log (goal 0; those within 30 s of
  * a camera drop are counted apart), engine restarts, and viewers the module disconnected.
  *
@@ -28,6 +29,8 @@ const WEBRTC_VIEWERS = 5;
 const SAMPLE_MS = 10_000;
 /** Growth is measured from here on: the first 10 minutes (caches, pools, JIT) are not a leak. */
 const BASELINE_MS = Math.min(10 * 60_000, (MINUTES * 60_000) / 3);
+/** Readings compared at each end (medians). */
+const GROWTH_WINDOW_MS = 5 * 60_000;
 
 /** One reading of a process. */
 interface Sample {
@@ -35,6 +38,12 @@ interface Sample {
   rssKb: number;
   fds: number;
   threads: number;
+}
+
+async function engineHeapMb(http: string): Promise<number> {
+  const text = await (await fetch(`${http}/metrics`)).text();
+  const value = /_engine_memory_bytes\{[^}]*area="heap"[^}]*\} (\d+)/.exec(text)?.[1];
+  return value ? Number(value) / 2 ** 20 : Number.NaN;
 }
 
 function sample(pid: number, at: number): Sample {
@@ -65,6 +74,8 @@ const webrtc = await WebRtcReceivers.start();
 console.log(`soak: ${MINUTES} min, ${RTSP_VIEWERS} RTSP + ${WEBRTC_VIEWERS} WebRTC viewers, a swap every ${SWAP_EVERY_MS / 1000} s, a camera drop every ${DROP_EVERY_MS / 1000} s (${DROP_MS / 1000} s out)`);
 const samples: { control: Sample; engine: Sample }[] = [];
 const drops: number[] = [];
+/** The engine's V8 heap in use each minute (MB), from /metrics: tells JS objects from native memory. */
+const heaps: number[] = [];
 let swaps = 0;
 const startLog = server.module.logs.length;
 try {
@@ -107,9 +118,11 @@ try {
       const webrtcFps = webrtcIds.map((id) => ((counts.webrtc.counts[id] ?? 0) - (lastCounts.webrtc.counts[id] ?? 0)) / (counts.webrtc.at - lastCounts.webrtc.at));
       lastCounts = counts;
       const last = samples.at(-1)!;
+      const heap = await engineHeapMb(server.http!);
+      heaps.push(heap);
       console.log(
         `  ${((now - t0) / 60_000).toFixed(0).padStart(3)} min: control plane ${(last.control.rssKb / 1024).toFixed(1)} MB ${last.control.fds} fds ${last.control.threads} threads | ` +
-          `engine ${(last.engine.rssKb / 1024).toFixed(1)} MB ${last.engine.fds} fds ${last.engine.threads} threads | ` +
+          `engine ${(last.engine.rssKb / 1024).toFixed(1)} MB (JS heap ${heap.toFixed(1)}) ${last.engine.fds} fds ${last.engine.threads} threads | ` +
           `fps over the minute: RTSP min ${Math.min(...rtspFps).toFixed(1)} median ${median(rtspFps).toFixed(1)}, WebRTC min ${Math.min(...webrtcFps).toFixed(1)}`,
       );
       nextLine += 60_000;
@@ -125,11 +138,23 @@ try {
   const counts = await rtsp.counts();
   const base = samples.find((s) => s.control.at >= BASELINE_MS) ?? samples[0]!;
   const last = samples.at(-1)!;
-  const growth = (from: Sample, to: Sample) => `${(((to.rssKb - from.rssKb) / from.rssKb) * 100).toFixed(1)}% (${(from.rssKb / 1024).toFixed(1)} -> ${(to.rssKb / 1024).toFixed(1)} MB)`;
+  // RSS moves by ±10% from one reading to the next (allocator pools given back or not): growth compares the median
+  // of the readings in the GROWTH_WINDOW_MS after the baseline with the median of the last GROWTH_WINDOW_MS.
+  const window = Math.min(GROWTH_WINDOW_MS, (last.control.at - base.control.at) / 2);
+  const early = samples.filter((s) => s.control.at >= base.control.at && s.control.at < base.control.at + window);
+  const late = samples.filter((s) => s.control.at > last.control.at - window);
+  const medianRss = (list: typeof samples, pick: (s: { control: Sample; engine: Sample }) => Sample) => median(list.map((s) => pick(s).rssKb));
+  const growth = (pick: (s: { control: Sample; engine: Sample }) => Sample) => {
+    const from = medianRss(early, pick);
+    const to = medianRss(late, pick);
+    const range = (list: typeof samples) => `${(Math.min(...list.map((s) => pick(s).rssKb)) / 1024).toFixed(0)}-${(Math.max(...list.map((s) => pick(s).rssKb)) / 1024).toFixed(0)}`;
+    return `${(((to - from) / from) * 100).toFixed(1)}% (median ${(from / 1024).toFixed(1)} MB [${range(early)}] -> ${(to / 1024).toFixed(1)} MB [${range(late)}])`;
+  };
   const flat = (pick: (s: { control: Sample; engine: Sample }) => Sample, key: 'fds' | 'threads') =>
     `${pick(samples[0]!)[key]} at start, ${pick(base)[key]} at ${(base.control.at / 60_000).toFixed(0)} min, ${pick(last)[key]} at the end, max ${Math.max(...samples.map((s) => pick(s)[key]))}`;
   console.log(`\nsoak over ${MINUTES} min: ${swaps} swaps, ${drops.length} camera drops`);
-  console.log(`RSS growth from minute ${(base.control.at / 60_000).toFixed(0)} to the end (goal < 5%): control plane ${growth(base.control, last.control)}, engine ${growth(base.engine, last.engine)}`);
+  console.log(`RSS growth, the ${(window / 60_000).toFixed(0)} minutes from minute ${(base.control.at / 60_000).toFixed(0)} vs the last ${(window / 60_000).toFixed(0)} (goal < 5%): control plane ${growth((s) => s.control)}, engine ${growth((s) => s.engine)}`);
+  console.log(`engine JS heap (MB): ${heaps[Math.min(heaps.length - 1, Math.round(BASELINE_MS / 60_000))]?.toFixed(1)} at the baseline, ${heaps.at(-1)?.toFixed(1)} at the end, max ${Math.max(...heaps).toFixed(1)}`);
   console.log(`fds (goal flat): control plane ${flat((s) => s.control, 'fds')}; engine ${flat((s) => s.engine, 'fds')}`);
   console.log(`threads (goal flat): control plane ${flat((s) => s.control, 'threads')}; engine ${flat((s) => s.engine, 'threads')}`);
   console.log(`errors in the module's log (goal 0): ${unexpected.length}, and ${errors.length - unexpected.length} within 30 s of a camera drop; engine restarts ${engineRestarts}`);
