@@ -75,7 +75,7 @@ console.log(`soak: ${MINUTES} min, ${RTSP_VIEWERS} RTSP + ${WEBRTC_VIEWERS} WebR
 const samples: { control: Sample; engine: Sample }[] = [];
 const drops: number[] = [];
 /** The engine's V8 heap in use each minute (MB), from /metrics: tells JS objects from native memory. */
-const heaps: number[] = [];
+const heaps: { at: number; mb: number }[] = [];
 let swaps = 0;
 const startLog = server.module.logs.length;
 try {
@@ -119,7 +119,7 @@ try {
       lastCounts = counts;
       const last = samples.at(-1)!;
       const heap = await engineHeapMb(server.http!);
-      heaps.push(heap);
+      heaps.push({ at: now - t0, mb: heap });
       console.log(
         `  ${((now - t0) / 60_000).toFixed(0).padStart(3)} min: control plane ${(last.control.rssKb / 1024).toFixed(1)} MB ${last.control.fds} fds ${last.control.threads} threads | ` +
           `engine ${(last.engine.rssKb / 1024).toFixed(1)} MB (JS heap ${heap.toFixed(1)}) ${last.engine.fds} fds ${last.engine.threads} threads | ` +
@@ -154,7 +154,7 @@ try {
     `${pick(samples[0]!)[key]} at start, ${pick(base)[key]} at ${(base.control.at / 60_000).toFixed(0)} min, ${pick(last)[key]} at the end, max ${Math.max(...samples.map((s) => pick(s)[key]))}`;
   console.log(`\nsoak over ${MINUTES} min: ${swaps} swaps, ${drops.length} camera drops`);
   console.log(`RSS growth, the ${(window / 60_000).toFixed(0)} minutes from minute ${(base.control.at / 60_000).toFixed(0)} vs the last ${(window / 60_000).toFixed(0)} (goal < 5%): control plane ${growth((s) => s.control)}, engine ${growth((s) => s.engine)}`);
-  console.log(`engine JS heap (MB): ${heaps[Math.min(heaps.length - 1, Math.round(BASELINE_MS / 60_000))]?.toFixed(1)} at the baseline, ${heaps.at(-1)?.toFixed(1)} at the end, max ${Math.max(...heaps).toFixed(1)}`);
+  console.log(`engine JS heap (MB): ${(heaps.find((h) => h.at >= base.control.at) ?? heaps.at(-1))?.mb.toFixed(1)} at the baseline, ${heaps.at(-1)?.mb.toFixed(1)} at the end, max ${Math.max(...heaps.map((h) => h.mb)).toFixed(1)}`);
   console.log(`fds (goal flat): control plane ${flat((s) => s.control, 'fds')}; engine ${flat((s) => s.engine, 'fds')}`);
   console.log(`threads (goal flat): control plane ${flat((s) => s.control, 'threads')}; engine ${flat((s) => s.engine, 'threads')}`);
   console.log(`errors in the module's log (goal 0): ${unexpected.length}, and ${errors.length - unexpected.length} within 30 s of a camera drop; engine restarts ${engineRestarts}`);

@@ -122,7 +122,12 @@ const TICK_AUDIO =
 const PAY_VIDEO = 'rtph264pay config-interval=-1 name=pay0 pt=96';
 const PAY_AUDIO = 'rtpmp4gpay name=pay1 pt=97';
 
-async function avsyncGenerated(show: (name: string, result: Awaited<ReturnType<typeof offsets>>) => void): Promise<void> {
+/** One line of offsets, or why there are none. */
+function show(name: string, { values, video, audio }: { values: number[]; video: number; audio: number }): void {
+  console.log(`  ${name}: ${values.length === 0 ? `no pair of edges (${video} video, ${audio} audio edges)` : `median ${fmt(median(values), 1)} ms, min ${fmt(Math.min(...values), 1)}, max ${fmt(Math.max(...values), 1)} (${values.length} edges: ${values.map((v) => v.toFixed(0)).join(' ')})`}`);
+}
+
+async function avsyncGenerated(): Promise<void> {
   console.log(`A/V offset at an RTSP viewer, picture and sound generated in the module (the same encoders in every mode), ${WINDOW_MS / 1000} s`);
   const modes: [string, Record<string, unknown>][] = [
     ['direct                 ', { rtsp_pipeline: `( ${FLIP_VIDEO} ! ${PAY_VIDEO} ${TICK_AUDIO} ! ${PAY_AUDIO} )` }],
@@ -164,9 +169,7 @@ async function avsyncGenerated(show: (name: string, result: Awaited<ReturnType<t
 }
 
 async function avsync(): Promise<void> {
-  const show = (name: string, { values, video, audio }: { values: number[]; video: number; audio: number }) =>
-    console.log(`  ${name}: ${values.length === 0 ? `no pair of edges (${video} video, ${audio} audio edges)` : `median ${fmt(median(values), 1)} ms, min ${fmt(Math.min(...values), 1)}, max ${fmt(Math.max(...values), 1)} (${values.length} edges: ${values.map((v) => v.toFixed(0)).join(' ')})`}`);
-  await avsyncGenerated(show);
+  await avsyncGenerated();
   const port = await freePort();
   const script = fileURLToPath(new URL('../../bench/support/avSyncCamera.py', import.meta.url));
   const camera = spawn('/usr/bin/python3', [script, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });

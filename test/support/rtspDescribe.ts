@@ -14,6 +14,7 @@ export async function describeRaw(port: number, path: string, authorization?: st
   try {
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     socket.write(`DESCRIBE rtsp://127.0.0.1:${port}${path} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n${authorization ? `Authorization: ${authorization}\r\n` : ''}\r\n`);
+    let timer: NodeJS.Timeout | undefined;
     const head = await new Promise<string>((resolve, reject) => {
       socket.on('data', (chunk: Buffer) => {
         chunks.push(chunk);
@@ -22,8 +23,8 @@ export async function describeRaw(port: number, path: string, authorization?: st
         if (end >= 0) resolve(text.slice(0, end));
       });
       socket.once('error', reject);
-      setTimeout(() => reject(new Error('no RTSP answer')), 5000);
-    });
+      timer = setTimeout(() => reject(new Error('no RTSP answer')), 5000);
+    }).finally(() => clearTimeout(timer));
     const [status, ...lines] = head.split('\r\n');
     const headers = lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as [string, string]);
     return {
