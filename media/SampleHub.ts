@@ -1,4 +1,4 @@
-import { Subject, type Observable, type Subscription } from 'rxjs';
+import { Observable, Subject, Subscription } from 'rxjs';
 import { asAppSink, asAppSrc, Gst, gi, type GstElement } from './gst.js';
 
 export type GstSample = InstanceType<typeof Gst.Sample>;
@@ -49,6 +49,25 @@ const NONE = 18446744073709551615n;
  */
 export interface Producer {
   delay: bigint | null;
+  /** Its number for the native hub, which keeps the same offset per producer run. */
+  readonly id: number;
+}
+
+/** The native hub's property. */
+interface NativeHubProperties {
+  /** One line per stream: name, buffers, bytes, caps (tab-separated). */
+  readonly stats: string;
+}
+type NativeHub = GstElement & NativeHubProperties;
+
+/**
+ * The module's `iotedgehub` element (plugins/inference/gsthub.c), which does the per-buffer work below in C; null
+ * when the plugin is not on GST_PLUGIN_PATH (a build that skipped it) or `IOTEDGE_HUB=js` asks for the JS hub (the
+ * baseline of bench/cameras.ts).
+ */
+function makeNativeHub(): NativeHub | null {
+  if (process.env.IOTEDGE_HUB === 'js') return null;
+  return (Gst.ElementFactory.make('iotedgehub', 'sample-hub') as NativeHub | null) ?? null;
 }
 
 /** The system clock every pipeline of the engine runs on (live sources, RTSP media, webrtcbin). */
@@ -65,6 +84,16 @@ function clockNow(): bigint {
  * consumers (and their viewers) stay. Only buffer references move; bytes never cross into JS.
  */
 export class SampleHub {
+  /**
+   * The native hub: producers' appsinks hand buffers to consumers' appsrcs in C on the streaming thread; samples
+   * reach JS (analysis, the recorder's watch) only for streams that have JS subscribers. Null: all of it in JS.
+   */
+  readonly #native: NativeHub | null = makeNativeHub();
+  /** Producer runs by id, with how many appsinks of each are attached (native mode). */
+  readonly #groups = new Map<number, { producer: Producer; sinks: number }>();
+  /** JS subscribers per stream (native mode: the hub forwards a stream's samples to JS only while there are some). */
+  readonly #observers = new Map<string, number>();
+  #nextProducer = 1;
   /** Streams by name. */
   readonly #streams = new Map<string, Subject<HubSample>>();
   readonly #stats = new Map<string, StreamStats>();
@@ -85,8 +114,59 @@ export class SampleHub {
     return entry;
   }
 
+  constructor() {
+    this.#native?.connect('sample', ((name: string, sample: GstSample, id: number, capture: bigint | number, captureDts: bigint | number, capsVersion: number, delta: boolean, size: number) => {
+      this.#onNativeSample(name, sample, id, BigInt(capture), BigInt(captureDts), capsVersion, delta, size);
+    }) as never);
+  }
+
+  /** Whether buffers move in C (the `iotedgehub` element) rather than through JS. */
+  get native(): boolean {
+    return this.#native !== null;
+  }
+
   stream(name: string): Observable<HubSample> {
-    return this.#subject(name);
+    const subject = this.#subject(name);
+    const native = this.#native;
+    if (!native) return subject;
+    return new Observable<HubSample>((subscriber) => {
+      const subscription = subject.subscribe(subscriber);
+      this.#observe(native, name, 1);
+      return () => {
+        subscription.unsubscribe();
+        this.#observe(native, name, -1);
+      };
+    });
+  }
+
+  /** Counts a stream's JS subscribers; the native hub emits its samples to JS only while there are some. */
+  #observe(native: NativeHub, name: string, change: 1 | -1): void {
+    const before = this.#observers.get(name) ?? 0;
+    const after = before + change;
+    this.#observers.set(name, after);
+    if (before > 0 !== after > 0) native.emit('set-forward', name, after > 0);
+  }
+
+  /** A sample the native hub forwards (on the producer's streaming thread, which waits for this). */
+  #onNativeSample(name: string, sample: GstSample, id: number, capture: bigint, captureDts: bigint, capsVersion: number, delta: boolean, size: number): void {
+    try {
+      const subject = this.#streams.get(name);
+      const producer = this.#groups.get(id)?.producer;
+      if (!subject?.observed || !producer) return;
+      const buffer = sample.getBuffer();
+      if (!buffer) return;
+      const streamCaps = this.#caps(name);
+      if (capsVersion !== streamCaps.version) {
+        streamCaps.caps = sample.getCaps();
+        streamCaps.version = capsVersion;
+      }
+      if (!delta) this.#keyFrameAsked.delete(name);
+      const at = capture === NONE ? null : capture;
+      if (producer.delay === null) producer.delay = at === null ? 0n : bigMax(0n, clockNow() - at);
+      subject.next({ sample, buffer, size, caps: streamCaps.caps, capsVersion, delta, capture: at, captureDts: captureDts === NONE ? null : captureDts, producer });
+    } catch {
+      // An exception here would end the process (node-gtk).
+    }
   }
 
   /**
@@ -108,6 +188,14 @@ export class SampleHub {
   }
 
   stats(): Record<string, StreamStats> {
+    if (this.#native) {
+      const streams: Record<string, StreamStats> = {};
+      for (const line of this.#native.stats.split('\n')) {
+        const [name, buffers, bytes, caps] = line.split('\t');
+        if (name) streams[name] = { buffers: Number(buffers), bytes: Number(bytes), caps: caps || null };
+      }
+      return streams;
+    }
     return Object.fromEntries([...this.#stats].map(([k, v]) => [k, { ...v }]));
   }
 
@@ -123,7 +211,9 @@ export class SampleHub {
 
   /** A new producer run, to give each of its appsinks ({@link attachProducer}). */
   producer(): Producer {
-    return { delay: null };
+    const id = this.#nextProducer;
+    this.#nextProducer = (this.#nextProducer % 0xffff_fffe) + 1;
+    return { delay: null, id };
   }
 
   /**
@@ -132,8 +222,25 @@ export class SampleHub {
    * Each sample carries its capture time (its PTS as clock time), read once here for every consumer.
    */
   attachProducer(appsink: GstElement, producer: Producer = this.producer()): () => void {
-    const sink = asAppSink(appsink);
     const name = appsink.name;
+    const native = this.#native;
+    if (native) {
+      const group = this.#groups.get(producer.id) ?? { producer, sinks: 0 };
+      group.sinks++;
+      this.#groups.set(producer.id, group);
+      native.emit('attach-producer', appsink, name, producer.id);
+      this.#producers.set(name, appsink);
+      this.#keyFrameAsked.delete(name);
+      let attached = true;
+      return () => {
+        if (!attached) return;
+        attached = false;
+        native.emit('detach-producer', appsink);
+        if (--group.sinks === 0) this.#groups.delete(producer.id);
+        if (this.#producers.get(name) === appsink) this.#producers.delete(name);
+      };
+    }
+    const sink = asAppSink(appsink);
     const subject = this.#subject(name);
     const stats = this.#stats.get(name)!;
     // Caps and their version belong to the stream, not to this producer: a swapped-in producer with other caps
@@ -192,6 +299,12 @@ export class SampleHub {
     src.setDoTimestamp(false);
     // The property itself, not setFormat(): appsrc applies its `format` property again when it starts.
     src.format = Gst.Format.TIME;
+    const native = this.#native;
+    if (native) {
+      native.emit('attach-consumer', appsrc, stream);
+      setImmediate(() => this.requestKeyFrame(stream));
+      return new Subscription(() => native.emit('detach-consumer', appsrc));
+    }
     let capsVersion = -1;
     let waitingForKeyFrame = true;
     /** The producer the last buffer came from, the shift that keeps its timeline after the one before, and that DTS. */
