@@ -8,7 +8,8 @@
  * viewer's fps (goal >= 29), and how many cameras fit before a viewer drops below 29 fps. The cameras' and the
  * viewers' processes are measured apart.
  * Env: CAMERAS (4,8,16,24), SIZE (1280x720), BITRATE (2000 kbit/s), WINDOW_S (10), RUNS (1), LINK (appsink: the
- *      seed's appsink/appsrc; proxysink: `proxysink name=camI` -> `proxysrc name=camIsrc`, the newer spelling).
+ *      seed's appsink/appsrc, handed over by the plugin's `iotedgehub` in C; js: the same through the JS hub,
+ *      `IOTEDGE_HUB=js`; proxysink: `proxysink name=camI` -> `proxysrc name=camIsrc`, the newer spelling).
  * Run: node dist/bench/cameras.js
  */
 import { cpuLoads, median, spread } from './cpu.js';
@@ -56,15 +57,16 @@ async function measure(serverPids: number[], cameraPid: number, urls: string[]):
 }
 
 async function moduleRelays(cameraBase: string, cameraPid: number, n: number): Promise<Measured> {
-  // appsink -> sample hub -> appsrc (buffer references through the engine's JS thread), or proxysink -> proxysrc
-  // (buffers handed over inside GStreamer).
+  // appsink -> sample hub -> appsrc (buffer references handed over in C, or through the engine's JS thread with
+  // LINK=js), or proxysink -> proxysrc (buffers handed over inside GStreamer).
   const [sink, src] = LINK === 'proxysink' ? ['proxysink', 'proxysrc'] : ['appsink', 'appsrc'];
   const sinkProps = LINK === 'proxysink' ? '' : ' max-buffers=30 drop=true sync=false';
   const pipelines = Object.fromEntries(
     names(n).map((cam) => [cam, `rtspsrc location=${cameraBase}/${cam} protocols=tcp ! rtph264depay ! h264parse config-interval=-1 ! ${sink} name=${cam}${sinkProps}`]),
   );
   const mounts = Object.fromEntries(names(n).map((cam) => [cam, `( ${src} name=${cam}src ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )`]));
-  const server = await startModule({ pipelines, rtsp: { port: 0, address: '127.0.0.1', mounts }, http_server: false }, { pipelines: names(n) });
+  const env = LINK === 'js' ? { IOTEDGE_HUB: 'js' } : {};
+  const server = await startModule({ pipelines, rtsp: { port: 0, address: '127.0.0.1', mounts }, http_server: false }, { pipelines: names(n), env });
   try {
     const from = server.module.logs.length;
     const result = await measure(server.pids(), cameraPid, names(n).map((cam) => `${server.rtsp}/${cam}`));

@@ -59,6 +59,11 @@ export class Engine {
     this.#recorders = new RecorderSet(this.#hub, (event) => this.#send(event), (level, msg) => this.#log(level, msg));
   }
 
+  /** Whether the sample hub moves buffers in C (the plugin's `iotedgehub`) rather than through JS. */
+  get nativeHub(): boolean {
+    return this.#hub.native;
+  }
+
   /**
    * Obeys one message from the control plane. A malformed one (unknown type, a field missing or of the wrong kind:
    * the protocol's guard) is logged and ignored; nothing thrown while obeying leaves this method.

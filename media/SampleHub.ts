@@ -176,6 +176,11 @@ export class SampleHub {
    * coming answers both, and a hundred viewers joining ask for one key frame, not a hundred.
    */
   requestKeyFrame(stream: string): void {
+    // The native hub keeps the same rule, and sees the key frames that answer.
+    if (this.#native) {
+      this.#native.emit('request-key-frame', stream);
+      return;
+    }
     const sink = this.#producers.get(stream);
     if (!sink) return;
     const now = Date.now();

@@ -47,6 +47,11 @@ setInterval(() => send({ type: 'stats', stats: engine.stats() }), 1_000).unref()
 collectPeriodically();
 const loop = GLib.MainLoop.new(null, false);
 send({ type: 'ready', pid: process.pid, gstVersion: Gst.versionString() });
+send({
+  type: 'log',
+  level: 'info',
+  msg: engine.nativeHub ? 'sample hub: in C (iotedgehub)' : 'sample hub: in JS (the iotedgehub plugin is not loaded, or IOTEDGE_HUB=js)',
+});
 // Not at the module's top level: run() called while the ES module is still being evaluated blocks Node's timers
 // (setTimeout/setInterval never fire); from a callback, Node's loop runs inside GLib's.
 setImmediate(() => loop.run());

@@ -14,6 +14,7 @@
  *   detach-producer (GstElement *appsink)
  *   attach-consumer (GstElement *appsrc, gchararray stream)
  *   detach-consumer (GstElement *appsrc)         once it returns, nothing more is pushed into that appsrc
+ *   request-key-frame (gchararray stream)         asks the stream's producer (its encoder) for a key frame
  *   set-forward (gchararray stream, gboolean)     whether the stream's samples are also emitted to JS:
  *   sample (gchararray stream, GstSample *, guint producer, guint64 capture, guint64 capture_dts,
  *           guint caps_version, gboolean delta, guint size)       emitted on the streaming thread, no lock held
@@ -96,6 +97,7 @@ enum
   SIGNAL_ATTACH_CONSUMER,
   SIGNAL_DETACH_CONSUMER,
   SIGNAL_SET_FORWARD,
+  SIGNAL_REQUEST_KEY_FRAME,
   SIGNAL_SAMPLE,
   LAST_SIGNAL
 };
@@ -162,19 +164,35 @@ to_clock (const GstSegment * segment, GstClockTime time, GstClockTime base)
 #define KEY_FRAME_WAIT_US (300 * G_TIME_SPAN_MILLISECOND)
 
 /*
- * Under the lock: a force-key-unit event upstream from the stream's appsink (what gst_video_event_new_upstream_
- * force_key_unit makes, spelled out to need only GStreamer's core): an encoder in the producer answers it.
+ * Under the lock: whether to ask the stream's producer for a key frame now; if so, its appsink's sink pad (a
+ * reference) to send the request from once the lock is released (ask_key_frame). One unanswered request within
+ * KEY_FRAME_WAIT_US stands for all: the key frame that answers it clears asked_at.
  */
-static void
-stream_ask_key_frame (GstIotedgeHub * hub, Stream * stream)
+static GstPad *
+stream_key_frame_pad (Stream * stream)
 {
   gint64 now = g_get_monotonic_time ();
   if (!stream->sink || (stream->asked_at != 0 && now - stream->asked_at < KEY_FRAME_WAIT_US))
-    return;
+    return NULL;
   stream->asked_at = now;
-  gst_element_send_event (stream->sink, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
+  return gst_element_get_static_pad (stream->sink, "sink");
+}
+
+/*
+ * Outside the lock: a force-key-unit event upstream from an appsink's sink pad (what gst_video_event_new_upstream_
+ * force_key_unit makes, spelled out to need only GStreamer's core); an encoder in the producer answers it. Pushed
+ * on the pad, not sent to the element: gst_element_send_event takes the element's state lock, which a state change
+ * holds while it waits for this very streaming thread.
+ */
+static void
+ask_key_frame (GstPad * pad)
+{
+  if (!pad)
+    return;
+  gst_pad_push_event (pad, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
           gst_structure_new ("GstForceKeyUnit", "running-time", GST_TYPE_CLOCK_TIME, GST_CLOCK_TIME_NONE,
               "all-headers", G_TYPE_BOOLEAN, TRUE, "count", G_TYPE_UINT, 0, NULL)));
+  gst_object_unref (pad);
 }
 
 #define COPY_SHALLOW (GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_META | GST_BUFFER_COPY_MEMORY | GST_BUFFER_COPY_TIMESTAMPS)
@@ -186,7 +204,7 @@ stream_ask_key_frame (GstIotedgeHub * hub, Stream * stream)
  */
 static void
 consumer_feed (GstIotedgeHub * hub, Consumer * consumer, Stream * stream, Group * group, GstBuffer * buffer,
-    GstClockTime capture, GstClockTime capture_dts, gboolean delta, gsize size)
+    GstClockTime capture, GstClockTime capture_dts, gboolean delta, gsize size, GstPad ** ask)
 {
   gint64 base, pts, dts;
   GstBuffer *own;
@@ -209,11 +227,13 @@ consumer_feed (GstIotedgeHub * hub, Consumer * consumer, Stream * stream, Group 
     if (delta) {
       if (!consumer->asked) {
         consumer->asked = TRUE;
-        stream_ask_key_frame (hub, stream);
+        if (!*ask)
+          *ask = stream_key_frame_pad (stream);
       }
       return;
     }
     consumer->waiting = FALSE;
+    GST_DEBUG_OBJECT (hub, "%s: %s starts with a key frame", stream->name, GST_OBJECT_NAME (consumer->appsrc));
   }
   base = (gint64) gst_element_get_base_time (consumer->appsrc);
   pts = (capture == GST_CLOCK_TIME_NONE ? (gint64) gst_clock_get_time (hub->clock) - group->delay : (gint64) capture)
@@ -225,6 +245,9 @@ consumer_feed (GstIotedgeHub * hub, Consumer * consumer, Stream * stream, Group 
   }
   pts += consumer->shift;
   dts += consumer->shift;
+  GST_LOG_OBJECT (hub, "%s: %s pts %" G_GINT64_FORMAT " dts %" G_GINT64_FORMAT " base %" G_GINT64_FORMAT " shift %"
+      G_GINT64_FORMAT " producer %u", stream->name, GST_OBJECT_NAME (consumer->appsrc), pts, dts, base, consumer->shift,
+      group->id);
   /* Captured before this consumer started: too late to show. */
   if (pts < 0 || dts < 0)
     return;
@@ -254,6 +277,7 @@ on_new_sample (GstElement * sink, gpointer data)
   gsize size;
   gboolean delta, forward;
   guint caps_version, i;
+  GstPad *ask = NULL;
 
   g_signal_emit_by_name (sink, "pull-sample", &sample);
   if (!sample)
@@ -281,6 +305,8 @@ on_new_sample (GstElement * sink, gpointer data)
     g_free (stream->caps_string);
     stream->caps_string = gst_caps_to_string (caps);
   }
+  if (!delta)
+    stream->asked_at = 0;
   forward = stream->forward;
   caps_version = stream->caps_version;
   if (stream->consumers->len > 0) {
@@ -291,9 +317,10 @@ on_new_sample (GstElement * sink, gpointer data)
     }
     for (i = 0; i < stream->consumers->len; i++)
       consumer_feed (hub, g_ptr_array_index (stream->consumers, i), stream, group, buffer, capture, capture_dts,
-          delta, size);
+          delta, size, &ask);
   }
   g_mutex_unlock (&hub->lock);
+  ask_key_frame (ask);
 
   /* JS consumers (analysis, the recorder's watch): outside the lock, since the JS thread may be waiting for it. */
   if (forward)
@@ -333,6 +360,7 @@ gst_iotedge_hub_attach_producer (GstIotedgeHub * hub, GstElement * sink, const g
   producer->stream->sink = sink;
   g_ptr_array_add (hub->producers, producer);
   g_mutex_unlock (&hub->lock);
+  GST_DEBUG_OBJECT (hub, "%s: producer %s (run %u) attached", name, GST_OBJECT_NAME (sink), group_id);
   g_object_set (sink, "emit-signals", TRUE, NULL);
   producer->handler = g_signal_connect_data (sink, "new-sample", G_CALLBACK (on_new_sample), producer,
       producer_free, 0);
@@ -354,6 +382,7 @@ gst_iotedge_hub_detach_producer (GstIotedgeHub * hub, GstElement * sink)
     }
   }
   g_mutex_unlock (&hub->lock);
+  GST_DEBUG_OBJECT (hub, "producer %s detached (handler %lu)", GST_OBJECT_NAME (sink), handler);
   /* Outside the lock: the notify (producer_free) may run at once and takes it. */
   if (handler != 0)
     g_signal_handler_disconnect (sink, handler);
@@ -369,6 +398,7 @@ gst_iotedge_hub_attach_consumer (GstIotedgeHub * hub, GstElement * appsrc, const
   consumer->caps_version = G_MAXUINT;
   consumer->waiting = TRUE;
   consumer->last_dts = -1;
+  GST_DEBUG_OBJECT (hub, "%s: consumer %s attached", name, GST_OBJECT_NAME (appsrc));
   g_mutex_lock (&hub->lock);
   consumer->stream = stream_get (hub, name);
   g_ptr_array_add (consumer->stream->consumers, consumer);
@@ -410,6 +440,17 @@ gst_iotedge_hub_set_forward (GstIotedgeHub * hub, const gchar * name, gboolean f
   g_mutex_lock (&hub->lock);
   stream_get (hub, name)->forward = forward;
   g_mutex_unlock (&hub->lock);
+}
+
+static void
+gst_iotedge_hub_request_key_frame (GstIotedgeHub * hub, const gchar * name)
+{
+  GstPad *pad;
+  g_return_if_fail (name != NULL);
+  g_mutex_lock (&hub->lock);
+  pad = stream_key_frame_pad (stream_get (hub, name));
+  g_mutex_unlock (&hub->lock);
+  ask_key_frame (pad);
 }
 
 static void
@@ -467,6 +508,9 @@ gst_iotedge_hub_class_init (GstIotedgeHubClass * klass)
   signals[SIGNAL_SET_FORWARD] = g_signal_new_class_handler ("set-forward", type,
       G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION, G_CALLBACK (gst_iotedge_hub_set_forward), NULL, NULL, NULL,
       G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_BOOLEAN);
+  signals[SIGNAL_REQUEST_KEY_FRAME] = g_signal_new_class_handler ("request-key-frame", type,
+      G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION, G_CALLBACK (gst_iotedge_hub_request_key_frame), NULL, NULL, NULL,
+      G_TYPE_NONE, 1, G_TYPE_STRING);
   signals[SIGNAL_SAMPLE] = g_signal_new ("sample", type, G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 8,
       G_TYPE_STRING, GST_TYPE_SAMPLE, G_TYPE_UINT, G_TYPE_UINT64, G_TYPE_UINT64, G_TYPE_UINT, G_TYPE_BOOLEAN,
       G_TYPE_UINT);

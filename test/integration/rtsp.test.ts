@@ -86,6 +86,26 @@ describe('RTSP at /player', () => {
     await module.stop();
   });
 
+  it('hands the shared streams over in C (iotedgehub), and the JS fallback (IOTEDGE_HUB=js) serves the same A/V mount', async () => {
+    for (const hub of ['native', 'js'] as const) {
+      const module = new ModuleProcess({
+        desired: { rtsp: LOOPBACK, pipeline: SEED_MAIN, rtsp_pipeline: SHARED_AV },
+        env: { USER: camera.user, PASSWORD: camera.password, IP: `127.0.0.1:${camera.port}`, ...(hub === 'js' ? { IOTEDGE_HUB: 'js' } : {}) },
+      });
+      modules.push(module);
+      const said = await module.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('sample hub: '));
+      assert.equal(said.msg, hub === 'native' ? 'sample hub: in C (iotedgehub)' : 'sample hub: in JS (the iotedgehub plugin is not loaded, or IOTEDGE_HUB=js)');
+      const listening = await module.waitForLog((l) => l.event === 'rtsp-listening');
+      await module.waitForPipeline('main', 'playing');
+      const url = `rtsp://127.0.0.1:${listening.port as number}/player`;
+      assert.deepEqual((await probe(url)).map((s) => s.codec_name).sort(), ['aac', 'h264'], hub);
+      const tcp = viewer(url, 'tcp');
+      await tcp.waitForFrames(30);
+      await tcp.stop();
+      await module.stop();
+    }
+  });
+
   it('also accepts the newer proxysink name=video -> proxysrc name=videosrc spelling', async () => {
     const { module, url } = await startModule({
       pipeline: TEST_SOURCE('ball').replace('appsink name=video max-buffers=30 drop=true sync=false', 'proxysink name=video'),
