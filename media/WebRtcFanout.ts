@@ -78,10 +78,12 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
     this.#pipeline.add(queue);
     this.#pipeline.add(sink);
     queue.link(sink);
-    const teePad = this.#tee.requestPadSimple('src_%u')!;
-    teePad.link(queue.getStaticPad('sink')!);
+    // Playing before the tee feeds it: the hub pushes from the producer's thread while this runs, and a queue still
+    // in NULL answers FLUSHING, which the tee returns upstream: the shared appsrc's task stops, every viewer freezes.
     sink.syncStateWithParent();
     queue.syncStateWithParent();
+    const teePad = this.#tee.requestPadSimple('src_%u')!;
+    teePad.link(queue.getStaticPad('sink')!);
     this.#branches.set(sink, { queue, teePad, unlinked: false });
     const clock = this.#pipeline.getClock();
     if (clock) viewer.useClock(clock);
