@@ -160,7 +160,6 @@ export class SampleHub {
         streamCaps.caps = sample.getCaps();
         streamCaps.version = capsVersion;
       }
-      if (!delta) this.#keyFrameAsked.delete(name);
       const at = capture === NONE ? null : capture;
       if (producer.delay === null) producer.delay = at === null ? 0n : bigMax(0n, clockNow() - at);
       subject.next({ sample, buffer, size, caps: streamCaps.caps, capsVersion, delta, capture: at, captureDts: captureDts === NONE ? null : captureDts, producer });
@@ -234,15 +233,12 @@ export class SampleHub {
       group.sinks++;
       this.#groups.set(producer.id, group);
       native.emit('attach-producer', appsink, name, producer.id);
-      this.#producers.set(name, appsink);
-      this.#keyFrameAsked.delete(name);
       let attached = true;
       return () => {
         if (!attached) return;
         attached = false;
         native.emit('detach-producer', appsink);
         if (--group.sinks === 0) this.#groups.delete(producer.id);
-        if (this.#producers.get(name) === appsink) this.#producers.delete(name);
       };
     }
     const sink = asAppSink(appsink);
