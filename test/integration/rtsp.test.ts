@@ -118,19 +118,28 @@ describe('RTSP at /player', () => {
     await module.stop();
   });
 
-  it('serves two viewers at once from one media and reports the viewer count', async () => {
-    const { module, url } = await startModule({ pipeline: TEST_SOURCE('ball'), rtsp_pipeline: SEED_SHARED });
+  it('serves two viewers at once from one media and reports the viewer count of each mount', async () => {
+    const { module, url } = await startModule({
+      pipeline: TEST_SOURCE('ball'),
+      rtsp_pipeline: SEED_SHARED,
+      rtsp: { ...LOOPBACK, mounts: { second: SEED_SHARED } },
+    });
     await module.waitForPipeline('main', 'playing');
     const beforeViewers = module.reportedVersion();
     const a = viewer(url, 'tcp');
     const b = viewer(url, 'udp');
-    await Promise.all([a.waitForFrames(30), b.waitForFrames(30)]);
-    const reported = await module.waitForReported((r) => r.rtsp.mounts['/player']?.viewers === 2, { after: beforeViewers });
+    const c = viewer(url.replace(/\/player$/, '/second'), 'tcp');
+    await Promise.all([a.waitForFrames(30), b.waitForFrames(30), c.waitForFrames(30)]);
+    const reported = await module.waitForReported((r) => r.rtsp.mounts['/player']?.viewers === 2 && r.rtsp.mounts['/second']?.viewers === 1, {
+      after: beforeViewers,
+    });
     const { port } = reported.rtsp;
     assert.ok(port !== null && port > 0, `port ${port}`);
     const beforeLeaving = module.reportedVersion();
-    await Promise.all([a.stop(), b.stop()]);
-    const gone = await module.waitForReported((r) => r.rtsp.mounts['/player']?.viewers === 0, { after: beforeLeaving });
+    await Promise.all([a.stop(), b.stop(), c.stop()]);
+    const gone = await module.waitForReported((r) => r.rtsp.mounts['/player']?.viewers === 0 && r.rtsp.mounts['/second']?.viewers === 0, {
+      after: beforeLeaving,
+    });
     // Counted once a second from the media's RTP sessions, times the viewers watching then.
     const { bytesSent } = gone.rtsp.mounts['/player'];
     assert.ok(bytesSent > 1_000, `bytes sent: ${bytesSent}`);
