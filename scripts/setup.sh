@@ -62,6 +62,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$npm_key" ] \
   ls node_modules/node-gtk/lib/binding/*/node_gtk.node >/dev/null 2>&1 || npm rebuild node-gtk
   printf '%s' "$npm_key" > "$stamp"
 fi
+# node-gtk patched (a GI callback made a new V8 context per call: 0.5 ms each) and rebuilt; a no-op once done.
+node scripts/patch-node-gtk.mjs
 
 # 3. node-gtk's generated TypeScript declarations for the GObject namespaces the media engine uses.
 types=node_modules/.node-gtk-types
