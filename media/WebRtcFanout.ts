@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Subscription } from 'rxjs';
 import { errorMessage } from '../config/errors.js';
-import { asAppSrc, asQueue, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPad, type GstPipeline } from './gst.js';
+import { allElements, asAppSrc, asQueue, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPad, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
 import { FANOUT_PRODUCER_LAUNCH } from './webrtcLaunch.js';
 
@@ -14,10 +14,30 @@ export type WebRtcFanoutEvents = {
 };
 
 /**
+ * Makes a viewer's `proxysrc` (a bin around a queue, whose thread runs the viewer's webrtcbin) drop its oldest
+ * packets when full: a slow viewer loses packets, never holds up the tee and with it every other viewer.
+ *
+ * @throws TypeError when the proxysrc has no queue inside (GStreamer changed how proxysrc is built).
+ */
+export function leakyProxySrc(proxysrc: GstElement): void {
+  for (const child of allElements(proxysrc)) {
+    if (child.getFactory()?.getName() !== 'queue') continue;
+    const queue = asQueue(child);
+    queue.leaky = 2;
+    queue.maxSizeBuffers = 500;
+    return;
+  }
+  throw new TypeError('proxysrc has no queue to make leaky');
+}
+
+/**
  * Shared-encode WebRTC with the per-viewer work left to GStreamer: one pipeline takes the hub's `video` stream
- * once, payloads it once and tees the RTP to a `queue ! proxysink` branch per viewer, whose webrtcbin pipeline
- * starts from a `proxysrc`. A viewer then costs SRTP and sending, and no JavaScript per frame (pushing every
- * sample into each viewer's own appsrc cost most of the engine's main thread at 20 viewers).
+ * once, payloads it once and tees the RTP to a `proxysink` per viewer, whose webrtcbin pipeline starts from a
+ * `proxysrc`. A viewer then costs SRTP and sending, and no JavaScript per frame (pushing every sample into each
+ * viewer's own appsrc cost most of the engine's main thread at 20 viewers).
+ *
+ * No queue in a branch: the proxysrc's own queue (made leaky by {@link leakyProxySrc}) is the one thread hop per
+ * viewer. A `queue ! proxysink` branch made two, and at 100 viewers thread switches were a third of the engine.
  */
 export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
   /** The payloader and tee. */
@@ -25,8 +45,8 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
   readonly #tee: GstElement;
   /** The hub's `video` stream into the pipeline's appsrc. */
   readonly #feed: Subscription;
-  /** Branch elements per proxysink. */
-  readonly #branches = new Map<GstElement, { queue: GstElement; teePad: GstPad; unlinked: boolean }>();
+  /** The tee pad of each proxysink: null until linked, and once unlinked. */
+  readonly #branches = new Map<GstElement, { teePad: GstPad | null; unlinked: boolean }>();
   /** Why the pipeline failed, once it has. */
   #failure: string | null = null;
   #closed = false;
@@ -66,37 +86,40 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
   }
 
   /**
-   * A new branch for one viewer: returns the proxysink its `proxysrc` reads, and makes the viewer's pipeline run
-   * on this pipeline's clock and base time, as proxysrc needs.
+   * A new branch for one viewer, not fed yet: returns the proxysink its `proxysrc` reads, and makes the viewer's
+   * pipeline run on this pipeline's clock and base time, as proxysrc needs. {@link link} starts the feed once the
+   * viewer's pipeline plays.
    */
   attach(viewer: GstPipeline): GstElement {
-    const queue = asQueue(Gst.ElementFactory.make('queue', null)!);
     const sink = Gst.ElementFactory.make('proxysink', null)!;
-    // A slow viewer loses packets, never holds up the others.
-    queue.leaky = 2;
-    queue.maxSizeBuffers = 500;
-    this.#pipeline.add(queue);
     this.#pipeline.add(sink);
-    queue.link(sink);
-    // Playing before the tee feeds it: the hub pushes from the producer's thread while this runs, and a queue still
-    // in NULL answers FLUSHING, which the tee returns upstream: the shared appsrc's task stops, every viewer freezes.
     sink.syncStateWithParent();
-    queue.syncStateWithParent();
-    const teePad = this.#tee.requestPadSimple('src_%u')!;
-    teePad.link(queue.getStaticPad('sink')!);
-    this.#branches.set(sink, { queue, teePad, unlinked: false });
+    this.#branches.set(sink, { teePad: null, unlinked: false });
     const clock = this.#pipeline.getClock();
     if (clock) viewer.useClock(clock);
     viewer.setBaseTime(this.#pipeline.getBaseTime());
     viewer.setStartTime(Gst.CLOCK_TIME_NONE);
-    // No key frame asked for here: nothing reaches the viewer before its DTLS is up, so its peer asks once connected.
     return sink;
   }
 
   /**
+   * Feeds a branch from the tee, once the viewer's pipeline is PLAYING and its proxysrc reads `sink`: the hub pushes
+   * from the producer's thread at any time, and a proxysrc still in NULL answers FLUSHING, which the tee returns
+   * upstream: the shared appsrc's task stops, every viewer freezes. No key frame asked for here: nothing reaches the
+   * viewer before its DTLS is up, so its peer asks once connected.
+   */
+  link(sink: GstElement): void {
+    const branch = this.#branches.get(sink);
+    if (!branch || branch.teePad || branch.unlinked) return;
+    const teePad = this.#tee.requestPadSimple('src_%u')!;
+    teePad.link(sink.getStaticPad('sink')!);
+    branch.teePad = teePad;
+  }
+
+  /**
    * Takes a viewer's branch off the tee, before the viewer's pipeline goes to NULL. Order matters: a viewer pipeline
-   * going to NULL makes its proxysrc refuse data, the branch's queue then returns FLUSHING to whoever pushes into
-   * it, and a tee that gets FLUSHING from a pad still linked returns it upstream, which stops the shared appsrc's
+   * going to NULL makes its proxysrc refuse data, the branch's proxysink then returns FLUSHING to whoever pushes
+   * into it, and a tee that gets FLUSHING from a pad still linked returns it upstream, which stops the shared appsrc's
    * task: every other viewer froze (32 quick connect/close cycles did it every time). A pad released while the
    * tee pushes into it is one the tee ignores the result of.
    */
@@ -104,7 +127,8 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
     const branch = this.#branches.get(sink);
     if (!branch || branch.unlinked) return;
     branch.unlinked = true;
-    branch.teePad.unlink(branch.queue.getStaticPad('sink')!);
+    if (!branch.teePad) return;
+    branch.teePad.unlink(sink.getStaticPad('sink')!);
     this.#tee.releaseRequestPad(branch.teePad);
   }
 
@@ -114,9 +138,7 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
     const branch = this.#branches.get(sink);
     if (!branch) return;
     this.#branches.delete(sink);
-    branch.queue.setState(Gst.State.NULL);
     sink.setState(Gst.State.NULL);
-    this.#pipeline.remove(branch.queue);
     this.#pipeline.remove(sink);
   }
 

@@ -20,7 +20,7 @@ import { streamNameOf } from './RtspServer.js';
 import type { SampleHub } from './SampleHub.js';
 import { ensureH264Fmtp, withCandidates } from './sdp.js';
 import { sdpParses, WebRtcBin } from './WebRtcBin.js';
-import type { WebRtcFanout } from './WebRtcFanout.js';
+import { leakyProxySrc, type WebRtcFanout } from './WebRtcFanout.js';
 import type { WebRtcFanouts } from './WebRtcFanouts.js';
 import { hubHasOpusAudio, peerLaunch } from './webrtcLaunch.js';
 import type { WebRtcPeerStats } from './webrtcStats.js';
@@ -343,12 +343,17 @@ export class WebRtcPeer {
       this.#branch = branch;
       fanout.on('failed', branch.onFailed);
       branch.sink = fanout.attach(pipeline);
-      asProxySrc(pipeline.getByName('rtpsrc')!).proxysink = branch.sink;
+      const rtpsrc = pipeline.getByName('rtpsrc')!;
+      leakyProxySrc(rtpsrc);
+      asProxySrc(rtpsrc).proxysink = branch.sink;
     }
     if (pipeline.setState(Gst.State.PLAYING) === Gst.StateChangeReturn.FAILURE) {
       const error = pipeline.getBus()?.timedPopFiltered(0n, Gst.MessageType.ERROR);
       this.fail(error ? `${objectName(error.src, 'pipeline')}: ${error.parseError()[0].message}` : 'failed to change state to PLAYING');
+      return;
     }
+    // Fed only now: its proxysrc accepts data once the pipeline has left NULL.
+    if (this.#branch?.sink) this.#branch.fanout.link(this.#branch.sink);
   }
 
   #onMessage(message: GstMessage): void {
