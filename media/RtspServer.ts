@@ -237,9 +237,9 @@ export class RtspServer {
     // stays for a media not recorded here (between its preparation and our `media-configure`).
     const pathOf = new Map<Media, string>();
     for (const [path, mount] of this.#mounts) for (const media of mount.media.keys()) pathOf.set(media, path);
-    // Lists, not filter callbacks: node-gtk makes a closure for each callback, and one per session and session
-    // media cost about 0.5 ms each (16 viewers: 16 ms a second, the engine's largest cost at rest; 500 viewers: a
-    // quarter of a second at each recount). Without a callback GStreamer returns its list, no JS runs under its locks.
+    // Lists, not filter callbacks: unpatched node-gtk ran each callback call in a new V8 context, 0.5 ms (16
+    // viewers: 16 ms a second; 500 viewers: a quarter of a second at each recount). Patched (scripts/patch-node-gtk.mjs)
+    // a call costs 4 us, but without a callback GStreamer returns its list and no JS runs under its locks.
     for (const pool of pools) {
       for (const session of sessionsOf(pool)) {
         for (const sessionMedia of sessionMediasOf(session)) {
