@@ -20,6 +20,7 @@
  * @module
  */
 import { FRAME_HOST, type AnalysisEngineEvent, type AnalysisTapSpec, type DecoderChoice } from '../ipc/analysis.js';
+import { collectSoon } from './gc.js';
 import { applyDecoderChoice, pickedDecoder } from './decoderRanks.js';
 import { allElements, asAppSrc, asTcpServerSink, asValve, binOrNull, GLib, Gst, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
@@ -310,6 +311,8 @@ export class AnalysisTap {
     setTimeout(() => {
       pipeline.setState(Gst.State.NULL);
       pipeline.getBus()?.removeWatch();
+      // Its socket, bus and threads go only when V8 collects the wrappers (see gc.ts).
+      collectSoon();
     }, QUIESCE_MS);
   }
 }

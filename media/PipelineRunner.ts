@@ -2,6 +2,7 @@ import type { EngineEvent, GstStateName } from '../ipc/protocol.js';
 import { lowerTcpJitterLatency, networkSourceUri, RTSPSRC_DEFAULT_LATENCY_MS, RTSPSRC_TCP_LATENCY_MS, unreachableSourceUri } from './networkSource.js';
 import { allElements, asAppSink, GLib, Gst, objectName, parseLaunch, type AppSink, type GstMessage, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
+import { collectSoon } from './gc.js';
 
 const STATE_NAMES: Record<number, GstStateName> = {
   [Gst.State.VOID_PENDING]: 'void-pending',
@@ -220,6 +221,8 @@ export class PipelineRunner {
       this.#pipeline.getBus()?.removeWatch();
       this.#emit({ type: 'stopped', pipeline: this.name, run: this.run, eos });
       this.#onClosed();
+      // Its sockets, bus and threads go only when V8 collects the wrappers (see gc.ts).
+      collectSoon();
     }, QUIESCE_MS);
   }
 }

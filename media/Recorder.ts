@@ -5,6 +5,7 @@ import type { Subscription } from 'rxjs';
 import type { RecordedSegment, RecorderSpec, RecorderStateName } from '../ipc/protocol.js';
 import { PARTIAL_SUFFIX, segmentFileName } from '../recording/naming.js';
 import { trimToCompleteBoxes } from '../recording/mp4.js';
+import { collectSoon } from './gc.js';
 import { asSplitMuxSink, GLib, Gst, uint64Field, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import type { GstSample, HubSample, SampleHub } from './SampleHub.js';
 
@@ -227,6 +228,8 @@ class RecordingRun {
     setTimeout(() => {
       this.#pipeline.setState(Gst.State.NULL);
       this.#pipeline.getBus()?.removeWatch();
+      // Its file, bus and threads go only when V8 collects the wrappers (see gc.ts).
+      collectSoon();
       void this.#salvage().finally(() => this.#resolveDone());
     }, QUIESCE_MS);
   }

@@ -1,8 +1,13 @@
 /**
  * Garbage collection in the engine. V8 does not see the native memory and resources behind node-gtk wrappers
  * (samples, RTSP clients, webrtcbins, their sockets and threads), so with `--expose-gc` (the control plane forks
- * the engine with it) the engine collects on a timer, and soon after a WebRTC peer is released. Without it,
- * both do nothing.
+ * the engine with it) the engine collects on a timer, and soon after a pipeline (a run of a named pipeline, a WebRTC
+ * peer, a recorder, an analysis tap) is released. Without it, both do nothing.
+ *
+ * Collections after a release are not optional: with node-gtk patched (scripts/patch-node-gtk.mjs) the engine makes
+ * little garbage, V8 rarely collects on its own, and a camera drop's old pipeline kept its ten sockets for good (a
+ * soak: 12 file descriptors more at each drop and swap). Unpatched, the garbage of a V8 context per callback had
+ * been collecting them.
  */
 
 type Collect = (options?: { type: 'minor' | 'major' }) => void;
