@@ -20,7 +20,7 @@
  * @module
  */
 import { FRAME_HOST, type AnalysisEngineEvent, type AnalysisTapSpec, type DecoderChoice } from '../ipc/analysis.js';
-import { collectSoon } from './gc.js';
+import { nullLater, QUIESCE_MS } from './gc.js';
 import { applyDecoderChoice, pickedDecoder } from './decoderRanks.js';
 import { allElements, asAppSrc, asTcpServerSink, asValve, binOrNull, GLib, Gst, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
@@ -34,8 +34,6 @@ const DEFAULT_NAME = /^inference\d+$/;
 /** Restart delay of a failed tap pipeline: doubles up to the maximum, resets once frames flow. */
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10_000;
-/** Time for calls already queued from streaming threads to run before NULL (as PipelineRunner). */
-const QUIESCE_MS = 30;
 
 
 /** A tap branch could not be put into a pipeline (the pipeline is then not started: the error says why). */
@@ -307,13 +305,8 @@ export class AnalysisTap {
     const pipeline = this.#pipeline;
     this.#pipeline = null;
     if (!pipeline) return;
-    // NULL on a later tick: calls already queued from streaming threads run first (see PipelineRunner).
-    setTimeout(() => {
-      pipeline.setState(Gst.State.NULL);
-      pipeline.getBus()?.removeWatch();
-      // Its socket, bus and threads go only when V8 collects the wrappers (see gc.ts).
-      collectSoon();
-    }, QUIESCE_MS);
+    // NULL on a later tick: calls already queued from streaming threads run first.
+    nullLater(pipeline);
   }
 }
 

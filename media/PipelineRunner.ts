@@ -2,7 +2,7 @@ import type { EngineEvent, GstStateName } from '../ipc/protocol.js';
 import { lowerTcpJitterLatency, networkSourceUri, RTSPSRC_DEFAULT_LATENCY_MS, RTSPSRC_TCP_LATENCY_MS, unreachableSourceUri } from './networkSource.js';
 import { allElements, asAppSink, GLib, Gst, objectName, parseLaunch, type AppSink, type GstMessage, type GstPipeline } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
-import { collectSoon } from './gc.js';
+import { nullLater, QUIESCE_MS } from './gc.js';
 
 const STATE_NAMES: Record<number, GstStateName> = {
   [Gst.State.VOID_PENDING]: 'void-pending',
@@ -12,8 +12,6 @@ const STATE_NAMES: Record<number, GstStateName> = {
   [Gst.State.PLAYING]: 'playing',
 };
 
-/** How long queued cross-thread calls get to run before a blocking GStreamer call from this thread. */
-const QUIESCE_MS = 30;
 
 /**
  * One run of one pipeline in the engine: parse, PLAYING, bus messages turned into {@link EngineEvent}s, and a
@@ -213,16 +211,10 @@ export class PipelineRunner {
     this.#closed = true;
     if (this.#eosTimer) clearTimeout(this.#eosTimer);
     this.#quiesce();
-    // NULL once calls already queued for this thread have run: a streaming thread may be waiting for one of them
-    // (a signal emitted just before the handlers went off), and NULL waits for the streaming threads. A timer,
-    // not setImmediate: node-gtk delivers those calls in the poll phase, which setImmediate can run before.
-    setTimeout(() => {
-      this.#pipeline.setState(Gst.State.NULL);
-      this.#pipeline.getBus()?.removeWatch();
+    // NULL once calls already queued for this thread have run (a signal emitted just before the handlers went off).
+    nullLater(this.#pipeline, () => {
       this.#emit({ type: 'stopped', pipeline: this.name, run: this.run, eos });
       this.#onClosed();
-      // Its sockets, bus and threads go only when V8 collects the wrappers (see gc.ts).
-      collectSoon();
-    }, QUIESCE_MS);
+    });
   }
 }

@@ -5,12 +5,10 @@ import type { Subscription } from 'rxjs';
 import type { RecordedSegment, RecorderSpec, RecorderStateName } from '../ipc/protocol.js';
 import { PARTIAL_SUFFIX, segmentFileName } from '../recording/naming.js';
 import { trimToCompleteBoxes } from '../recording/mp4.js';
-import { collectSoon } from './gc.js';
+import { nullLater } from './gc.js';
 import { asSplitMuxSink, GLib, Gst, uint64Field, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import type { GstSample, HubSample, SampleHub } from './SampleHub.js';
 
-/** As in PipelineRunner: queued cross-thread calls get this long to run before a blocking call from this thread. */
-const QUIESCE_MS = 30;
 /** `GST_CLOCK_TIME_NONE` and negative running times come back as huge unsigned values. */
 const MAX_VALID_TIME = 2n ** 62n;
 
@@ -225,13 +223,7 @@ class RecordingRun {
     for (const consumer of this.#consumers.splice(0)) consumer.unsubscribe();
     if (this.#signalId !== null) this.#mux.disconnect(this.#signalId);
     this.#signalId = null;
-    setTimeout(() => {
-      this.#pipeline.setState(Gst.State.NULL);
-      this.#pipeline.getBus()?.removeWatch();
-      // Its file, bus and threads go only when V8 collects the wrappers (see gc.ts).
-      collectSoon();
-      void this.#salvage().finally(() => this.#resolveDone());
-    }, QUIESCE_MS);
+    nullLater(this.#pipeline, () => void this.#salvage().finally(() => this.#resolveDone()));
   }
 
   /** Files splitmuxsink never closed (an error, no EOS in time): cut to the last complete fragment and report. */

@@ -10,7 +10,12 @@
  * been collecting them.
  */
 
+import { Gst, type GstPipeline } from './gst.js';
+
 type Collect = (options?: { type: 'minor' | 'major' }) => void;
+
+/** How long queued cross-thread calls get to run before a blocking GStreamer call from this thread. */
+export const QUIESCE_MS = 30;
 
 function collector(): Collect | undefined {
   return (globalThis as { gc?: Collect }).gc;
@@ -50,4 +55,19 @@ export function collectSoon(): void {
     timer = --passesLeft > 0 ? setTimeout(pass, COLLECT_EVERY_MS).unref() : null;
   };
   timer = setTimeout(pass, COLLECT_EVERY_MS).unref();
+}
+
+/**
+ * Ends a pipeline from the JS thread: NULL and its bus watch off once calls already queued for this thread have run
+ * (a streaming thread may be waiting for one of them, and NULL waits for the streaming threads; a timer, not
+ * setImmediate: node-gtk delivers those calls in the poll phase, which setImmediate can run before), then `after`,
+ * then collections that free its sockets, bus and threads.
+ */
+export function nullLater(pipeline: GstPipeline, after?: () => void): void {
+  setTimeout(() => {
+    pipeline.setState(Gst.State.NULL);
+    pipeline.getBus()?.removeWatch();
+    after?.();
+    collectSoon();
+  }, QUIESCE_MS);
 }
