@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Subscription } from 'rxjs';
 import { errorMessage } from '../config/errors.js';
-import { allElements, asAppSrc, asQueue, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPad, type GstPipeline } from './gst.js';
+import { asAppSrc, asValve, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPad, type GstPipeline, type Valve } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
 import { FANOUT_PRODUCER_LAUNCH } from './webrtcLaunch.js';
 
@@ -13,40 +13,36 @@ export type WebRtcFanoutEvents = {
   log: [level: 'warn' | 'error', msg: string];
 };
 
-/**
- * Makes a viewer's `proxysrc` (a bin around a queue, whose thread runs the viewer's webrtcbin) drop its oldest
- * packets when full: a slow viewer loses packets, never holds up the tee and with it every other viewer.
- *
- * @throws TypeError when the proxysrc has no queue inside (GStreamer changed how proxysrc is built).
- */
-export function leakyProxySrc(proxysrc: GstElement): void {
-  for (const child of allElements(proxysrc)) {
-    if (child.getFactory()?.getName() !== 'queue') continue;
-    const queue = asQueue(child);
-    queue.leaky = 2;
-    queue.maxSizeBuffers = 500;
-    return;
-  }
-  throw new TypeError('proxysrc has no queue to make leaky');
+/** A viewer inside the fan-out's pipeline: its webrtcbin, the valve in front of it, its tee pad. */
+interface Branch {
+  readonly valve: Valve;
+  /** The viewer's webrtcbin's messages (its errors are its own, not the fan-out's). */
+  readonly onMessage: (message: GstMessage) => void;
+  /** Null until linked, and once unlinked. */
+  teePad: GstPad | null;
+  unlinked: boolean;
 }
 
 /**
  * Shared-encode WebRTC with the per-viewer work left to GStreamer: one pipeline takes the hub's `video` stream
- * once, payloads it once and tees the RTP to a `proxysink` per viewer, whose webrtcbin pipeline starts from a
- * `proxysrc`. A viewer then costs SRTP and sending, and no JavaScript per frame (pushing every sample into each
- * viewer's own appsrc cost most of the engine's main thread at 20 viewers).
+ * once, payloads it once and tees the RTP to each viewer's webrtcbin, which lives in this same pipeline. A viewer
+ * then costs SRTP and sending, no JavaScript per frame and no thread of its own: the tee's thread runs every
+ * viewer's send chain in turn.
  *
- * No queue in a branch: the proxysrc's own queue (made leaky by {@link leakyProxySrc}) is the one thread hop per
- * viewer. A `queue ! proxysink` branch made two, and at 100 viewers thread switches were a third of the engine.
+ * Why no thread hop: with a webrtcbin per viewer in its own pipeline (a `proxysink` branch read by the viewer's
+ * `proxysrc`, whose queue is a thread), the queues' wake-ups and sleeps were a third of the engine at 100 viewers.
+ * A send chain does not block (nicesink sends without waiting and drops what the socket refuses), so one slow or
+ * gone viewer does not hold the tee up; until its DTLS is up, a valve in front of it drops buffers (and passes
+ * the caps, so webrtcbin negotiates), because transportsendbin holds buffers back until then.
  */
 export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
-  /** The payloader and tee. */
+  /** The payloader, the tee and every viewer's webrtcbin. */
   readonly #pipeline: GstPipeline;
   readonly #tee: GstElement;
   /** The hub's `video` stream into the pipeline's appsrc. */
   readonly #feed: Subscription;
-  /** The tee pad of each proxysink: null until linked, and once unlinked. */
-  readonly #branches = new Map<GstElement, { teePad: GstPad | null; unlinked: boolean }>();
+  /** Each viewer's branch, by its webrtcbin. */
+  readonly #branches = new Map<GstElement, Branch>();
   /** Why the pipeline failed, once it has. */
   #failure: string | null = null;
   #closed = false;
@@ -86,60 +82,73 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
   }
 
   /**
-   * A new branch for one viewer, not fed yet: returns the proxysink its `proxysrc` reads, and makes the viewer's
-   * pipeline run on this pipeline's clock and base time, as proxysrc needs. {@link link} starts the feed once the
-   * viewer's pipeline plays.
+   * Adds a viewer's webrtcbin (named uniquely, in NULL) to this pipeline behind a closed valve, and brings both to
+   * the pipeline's state. Not fed yet: {@link link} does that. Messages from inside the webrtcbin go to `onMessage`.
+   * @throws TypeError when the valve cannot be linked to webrtcbin (GStreamer changed).
+   * @returns false when the webrtcbin could not start: the branch stays until {@link detach}, as for any viewer.
    */
-  attach(viewer: GstPipeline): GstElement {
-    const sink = Gst.ElementFactory.make('proxysink', null)!;
-    this.#pipeline.add(sink);
-    sink.syncStateWithParent();
-    this.#branches.set(sink, { teePad: null, unlinked: false });
-    const clock = this.#pipeline.getClock();
-    if (clock) viewer.useClock(clock);
-    viewer.setBaseTime(this.#pipeline.getBaseTime());
-    viewer.setStartTime(Gst.CLOCK_TIME_NONE);
-    return sink;
+  attach(webrtcbin: GstElement, onMessage: (message: GstMessage) => void): boolean {
+    const valve = asValve(Gst.ElementFactory.make('valve', null)!);
+    valve.dropMode = 1; // forward-sticky-events: the caps reach webrtcbin, buffers do not
+    valve.drop = true;
+    this.#pipeline.add(valve);
+    this.#pipeline.add(webrtcbin);
+    const sinkPad = webrtcbin.requestPadSimple('sink_%u');
+    if (!sinkPad || valve.getStaticPad('src')!.link(sinkPad) !== Gst.PadLinkReturn.OK) {
+      this.#pipeline.remove(webrtcbin);
+      this.#pipeline.remove(valve);
+      throw new TypeError('cannot link a valve to webrtcbin');
+    }
+    this.#branches.set(webrtcbin, { valve, onMessage, teePad: null, unlinked: false });
+    return valve.syncStateWithParent() && webrtcbin.syncStateWithParent();
   }
 
   /**
-   * Feeds a branch from the tee, once the viewer's pipeline is PLAYING and its proxysrc reads `sink`: the hub pushes
-   * from the producer's thread at any time, and a proxysrc still in NULL answers FLUSHING, which the tee returns
-   * upstream: the shared appsrc's task stops, every viewer freezes. No key frame asked for here: nothing reaches the
-   * viewer before its DTLS is up, so its peer asks once connected.
+   * Feeds a branch from the tee, once its elements play: one still in NULL answers FLUSHING, which the tee returns
+   * upstream: the shared appsrc's task stops, every viewer freezes. Buffers stop at the valve until {@link open}.
    */
-  link(sink: GstElement): void {
-    const branch = this.#branches.get(sink);
+  link(webrtcbin: GstElement): void {
+    const branch = this.#branches.get(webrtcbin);
     if (!branch || branch.teePad || branch.unlinked) return;
     const teePad = this.#tee.requestPadSimple('src_%u')!;
-    teePad.link(sink.getStaticPad('sink')!);
+    teePad.link(branch.valve.getStaticPad('sink')!);
     branch.teePad = teePad;
   }
 
+  /** Lets buffers through to a viewer whose DTLS is up (its peer asks for a key frame then). */
+  open(webrtcbin: GstElement): void {
+    const branch = this.#branches.get(webrtcbin);
+    if (branch && !branch.unlinked) branch.valve.drop = false;
+  }
+
   /**
-   * Takes a viewer's branch off the tee, before the viewer's pipeline goes to NULL. Order matters: a viewer pipeline
-   * going to NULL makes its proxysrc refuse data, the branch's proxysink then returns FLUSHING to whoever pushes
-   * into it, and a tee that gets FLUSHING from a pad still linked returns it upstream, which stops the shared appsrc's
-   * task: every other viewer froze (32 quick connect/close cycles did it every time). A pad released while the
-   * tee pushes into it is one the tee ignores the result of.
+   * Takes a viewer's branch off the tee, before its webrtcbin goes to NULL. Order matters: an element going to NULL
+   * refuses data with FLUSHING, and a tee that gets FLUSHING from a pad still linked returns it upstream, which stops
+   * the shared appsrc's task: every other viewer froze (32 quick connect/close cycles did it every time). A pad
+   * released while the tee pushes into it is one the tee ignores the result of.
    */
-  unlink(sink: GstElement): void {
-    const branch = this.#branches.get(sink);
+  unlink(webrtcbin: GstElement): void {
+    const branch = this.#branches.get(webrtcbin);
     if (!branch || branch.unlinked) return;
     branch.unlinked = true;
     if (!branch.teePad) return;
-    branch.teePad.unlink(sink.getStaticPad('sink')!);
+    branch.teePad.unlink(branch.valve.getStaticPad('sink')!);
     this.#tee.releaseRequestPad(branch.teePad);
+    branch.teePad = null;
   }
 
-  /** Removes a viewer's branch (unlinked first if it was not), once the viewer's pipeline is in NULL. */
-  detach(sink: GstElement): void {
-    this.unlink(sink);
-    const branch = this.#branches.get(sink);
+  /**
+   * Removes a viewer's branch (unlinked first if it was not), once its webrtcbin is in NULL; the webrtcbin should be
+   * locked in that state before (`setLockedState(true)`), so that nothing here brings it back up.
+   */
+  detach(webrtcbin: GstElement): void {
+    this.unlink(webrtcbin);
+    const branch = this.#branches.get(webrtcbin);
     if (!branch) return;
-    this.#branches.delete(sink);
-    sink.setState(Gst.State.NULL);
-    this.#pipeline.remove(sink);
+    this.#branches.delete(webrtcbin);
+    branch.valve.setState(Gst.State.NULL);
+    this.#pipeline.remove(branch.valve);
+    if (webrtcbin.getParent() === this.#pipeline) this.#pipeline.remove(webrtcbin);
   }
 
   /** Stops payloading: the feed ends, the pipeline goes to NULL. Idempotent. */
@@ -154,6 +163,15 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
   #onMessage(message: GstMessage): void {
     if (this.#closed) return;
     const type = message.type;
+    if (type === Gst.MessageType.LATENCY) {
+      this.#pipeline.recalculateLatency();
+      return;
+    }
+    const viewer = this.#viewerOf(message);
+    if (viewer) {
+      viewer.onMessage(message);
+      return;
+    }
     if (type === Gst.MessageType.ERROR) {
       const [error] = message.parseError();
       const reason = `${objectName(message.src, 'pipeline')}: ${error.message}`;
@@ -166,6 +184,16 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
       const [warning] = message.parseWarning();
       this.#safely(() => this.emit('log', 'warn', `WebRTC fan-out: ${objectName(message.src, 'pipeline')}: ${warning.message}`));
     }
+  }
+
+  /** The branch whose webrtcbin (or an element inside it) posted `message`; null for the fan-out's own. */
+  #viewerOf(message: GstMessage): Branch | null {
+    const src = message.src;
+    if (!src || src === this.#pipeline) return null;
+    for (const [webrtcbin, branch] of this.#branches) {
+      if (src === webrtcbin || src === branch.valve || src.hasAsAncestor(webrtcbin)) return branch;
+    }
+    return null;
   }
 
   /** Tells the listeners; one that throws must not take the engine down (this runs in GStreamer callbacks). */

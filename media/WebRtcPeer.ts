@@ -15,12 +15,12 @@ import {
 import { AsyncNull } from './asyncNull.js';
 import { WebRtcPeerError } from './errors.js';
 import { collectSoon } from './gc.js';
-import { allElements, asAppSrc, asProxySrc, asWebRtcBin, gi, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
+import { allElements, asAppSrc, asWebRtcBin, gi, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPipeline } from './gst.js';
 import { streamNameOf } from './RtspServer.js';
 import type { SampleHub } from './SampleHub.js';
 import { ensureH264Fmtp, withCandidates } from './sdp.js';
 import { sdpParses, WebRtcBin } from './WebRtcBin.js';
-import { leakyProxySrc, type WebRtcFanout } from './WebRtcFanout.js';
+import type { WebRtcFanout } from './WebRtcFanout.js';
 import type { WebRtcFanouts } from './WebRtcFanouts.js';
 import { hubHasOpusAudio, peerLaunch } from './webrtcLaunch.js';
 import type { WebRtcPeerStats } from './webrtcStats.js';
@@ -65,8 +65,8 @@ export interface WebRtcPeerOptions {
 interface FanoutBranch {
   readonly fanouts: WebRtcFanouts;
   readonly fanout: WebRtcFanout;
-  /** The proxysink the viewer's proxysrc reads; null until attached. */
-  sink: GstElement | null;
+  /** The viewer's webrtcbin, inside the fan-out's pipeline. */
+  readonly webrtcbin: GstElement;
   /** Fails the peer when the fan-out fails. */
   readonly onFailed: (reason: string) => void;
 }
@@ -97,8 +97,11 @@ export class WebRtcPeer {
   readonly id: string;
   readonly mode: WebRtcMode;
   readonly #options: WebRtcPeerOptions;
-  /** The viewer's pipeline; null once in NULL (see WebRtcBin's element for why it is let go of). */
+  /** The viewer's pipeline; null once in NULL (see WebRtcBin's element for why it is let go of), and for a viewer
+   * of a fan-out, whose webrtcbin lives in the fan-out's pipeline. */
   #pipeline: GstPipeline | null;
+  /** A fan-out viewer's webrtcbin (added to the fan-out's pipeline on start); null otherwise and once in NULL. */
+  #inline: GstElement | null = null;
   /** Its webrtcbin: action signals, handlers and the promises it owes. */
   readonly #bin: WebRtcBin;
   /** Reads from a shared fan-out (decided by the launch line). */
@@ -138,17 +141,26 @@ export class WebRtcPeer {
     } catch (error) {
       throw new WebRtcPeerError(`webrtc pipeline does not parse: ${errorMessage(error)}`);
     }
-    let pipeline: GstPipeline;
-    if (element instanceof Gst.Pipeline) pipeline = element;
-    else {
-      pipeline = new Gst.Pipeline({ name: `webrtc-${options.id}` });
-      pipeline.add(element);
+    let webrtcbin: GstElement | null;
+    if (chosen.fanout) {
+      // Alone, and named for this viewer: it joins the fan-out's pipeline, beside the other viewers' (see WebRtcFanout).
+      webrtcbin = element;
+      webrtcbin.name = `webrtcbin-${options.id}`;
+      this.#pipeline = null;
+      this.#inline = webrtcbin;
+    } else {
+      let pipeline: GstPipeline;
+      if (element instanceof Gst.Pipeline) pipeline = element;
+      else {
+        pipeline = new Gst.Pipeline({ name: `webrtc-${options.id}` });
+        pipeline.add(element);
+      }
+      webrtcbin = pipeline.getByName('webrtcbin');
+      this.#pipeline = pipeline;
     }
-    const webrtcbin = pipeline.getByName('webrtcbin');
     if (!webrtcbin || webrtcbin.getFactory()?.getName() !== 'webrtcbin') {
       throw new WebRtcPeerError('webrtc pipeline has no webrtcbin element named "webrtcbin"');
     }
-    this.#pipeline = pipeline;
     this.#bin = new WebRtcBin(asWebRtcBin(webrtcbin), (reason) => this.fail(reason));
     // Never read `webrtcbin.iceAgent` from JS (e.g. to turn off libnice's UPnP): webrtcbin keeps that GstObject's
     // floating reference, node-gtk's wrapper sinks it as its own, and when the wrapper is collected the ICE agent
@@ -304,7 +316,6 @@ export class WebRtcPeer {
 
   /** Handlers, bus watch, hub feeds and fan-out branch on, then PLAYING. */
   #play(): void {
-    const pipeline = this.#pipeline!;
     const bin = this.#bin;
     bin.on('on-negotiation-needed', () => this.#later('on-negotiation-needed', () => this.#send({ type: 'NEGOTIATION_NEEDED' })));
     // Copied now, acted on later: the webrtcbin thread that emitted this is waiting for us.
@@ -317,6 +328,8 @@ export class WebRtcPeer {
     bin.on('notify::ice-connection-state', readStates);
     bin.on('notify::connection-state', readStates);
     bin.on('notify::ice-gathering-state', () => this.#later('notify', () => this.#readGathering()));
+    if (this.#inline) return this.#joinFanout(this.#inline);
+    const pipeline = this.#pipeline!;
     pipeline.getBus()!.addWatch(GLib.PRIORITY_DEFAULT, (_bus: unknown, message: GstMessage) => {
       try {
         this.#onMessage(message);
@@ -336,24 +349,29 @@ export class WebRtcPeer {
         this.#feeds.push(this.#options.hub.attachConsumer(child, stream));
       }
     }
-    if (this.#usesFanout && this.#options.fanouts) {
-      const fanouts = this.#options.fanouts;
-      const fanout = fanouts.join();
-      const branch: FanoutBranch = { fanouts, fanout, sink: null, onFailed: (reason) => this.fail(`the shared fan-out failed: ${reason}`) };
-      this.#branch = branch;
-      fanout.on('failed', branch.onFailed);
-      branch.sink = fanout.attach(pipeline);
-      const rtpsrc = pipeline.getByName('rtpsrc')!;
-      leakyProxySrc(rtpsrc);
-      asProxySrc(rtpsrc).proxysink = branch.sink;
-    }
     if (pipeline.setState(Gst.State.PLAYING) === Gst.StateChangeReturn.FAILURE) {
       const error = pipeline.getBus()?.timedPopFiltered(0n, Gst.MessageType.ERROR);
       this.fail(error ? `${objectName(error.src, 'pipeline')}: ${error.parseError()[0].message}` : 'failed to change state to PLAYING');
-      return;
     }
-    // Fed only now: its proxysrc accepts data once the pipeline has left NULL.
-    if (this.#branch?.sink) this.#branch.fanout.link(this.#branch.sink);
+  }
+
+  /** A fan-out viewer: its webrtcbin into the current fan-out's pipeline, brought up, then fed (buffers wait for DTLS). */
+  #joinFanout(webrtcbin: GstElement): void {
+    const fanouts = this.#options.fanouts!;
+    const fanout = fanouts.join();
+    const branch: FanoutBranch = { fanouts, fanout, webrtcbin, onFailed: (reason) => this.fail(`the shared fan-out failed: ${reason}`) };
+    this.#branch = branch;
+    fanout.on('failed', branch.onFailed);
+    // Its messages come from the fan-out's bus, on the JS thread (a bus watch).
+    const started = fanout.attach(webrtcbin, (message) => {
+      try {
+        this.#onMessage(message);
+      } catch (error) {
+        this.fail(`bus: ${errorMessage(error)}`);
+      }
+    });
+    if (!started) return this.fail('failed to change state to PLAYING');
+    fanout.link(webrtcbin);
   }
 
   #onMessage(message: GstMessage): void {
@@ -382,7 +400,10 @@ export class WebRtcPeer {
   #report(state: WebRtcPeerState, reason?: string): void {
     if (this.#state === state) return;
     this.#state = state;
-    if (state === 'connected') this.#requestKeyFrame();
+    if (state === 'connected') {
+      if (this.#branch) this.#branch.fanout.open(this.#branch.webrtcbin);
+      this.#requestKeyFrame();
+    }
     try {
       this.#options.onState(state, reason);
     } catch {
@@ -418,8 +439,8 @@ export class WebRtcPeer {
     const branch = this.#branch;
     if (branch) {
       branch.fanout.off('failed', branch.onFailed);
-      // Off the shared tee before this pipeline refuses data (see WebRtcFanout.unlink).
-      if (branch.sink) branch.fanout.unlink(branch.sink);
+      // Off the shared tee before this webrtcbin refuses data (see WebRtcFanout.unlink).
+      branch.fanout.unlink(branch.webrtcbin);
     }
   }
 
@@ -429,16 +450,19 @@ export class WebRtcPeer {
    */
   #setNull(): void {
     const branch = this.#branch;
-    const pipeline = this.#pipeline;
+    // A fan-out viewer's NULL is its webrtcbin's, locked there so that the fan-out's pipeline does not raise it again.
+    const pipeline: GstElement | null = this.#pipeline ?? this.#inline;
+    this.#inline?.setLockedState(true);
     this.#branch = null;
     this.#pipeline = null;
-    if (this.#busWatch) pipeline?.getBus()?.removeWatch();
+    this.#inline = null;
+    if (this.#busWatch) (pipeline as GstPipeline | null)?.getBus()?.removeWatch();
     this.#busWatch = false;
     const inNull = () => {
       try {
         // A reply webrtcbin never sent (the settle bound passed) can no longer come: its thread is joined.
         this.#bin.interruptPending();
-        if (branch?.sink) branch.fanout.detach(branch.sink);
+        if (branch) branch.fanout.detach(branch.webrtcbin);
       } finally {
         if (branch) branch.fanouts.left(branch.fanout);
         collectSoon();

@@ -45,6 +45,8 @@ export interface WebRtcBinProperties {
 /** valve's switch (the analysis taps). */
 export interface ValveProperties {
   drop: boolean;
+  /** 0 drop-all, 1 forward-sticky-events, 2 transform-to-gap; settable in NULL or READY only. */
+  dropMode: number;
 }
 
 /** splitmuxsink's file name pattern (the recorder). */

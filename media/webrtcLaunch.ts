@@ -20,11 +20,11 @@ const SHARED_AUDIO =
   'appsrc name=audiosrc format=time ! rtpopuspay pt=97 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=97,clock-rate=48000 ! webrtcbin.';
 const SHARED_WEBRTCBIN = 'webrtcbin name=webrtcbin bundle-policy=max-bundle';
 
-/** The shared fan-out's one pipeline: the payloader into a tee, one `queue ! proxysink` branch per viewer. */
+/** The shared fan-out's pipeline: the payloader into a tee; each viewer's `valve ! webrtcbin` joins it (WebRtcFanout). */
 export const FANOUT_PRODUCER_LAUNCH = `${SHARED_PAYLOADER} ! tee name=t allow-not-linked=true`;
 
-/** A viewer on the fan-out: RTP comes payloaded from its branch, through `proxysrc name=rtpsrc`. */
-export const FANOUT_VIEWER_LAUNCH = `${SHARED_WEBRTCBIN} proxysrc name=rtpsrc ! webrtcbin.`;
+/** A viewer on the fan-out: its webrtcbin alone, added to the fan-out's pipeline and fed payloaded RTP by the tee. */
+export const FANOUT_VIEWER_LAUNCH = SHARED_WEBRTCBIN;
 
 /**
  * The pipeline of one viewer in `shared` mode that payloads for itself: the hub's `video` stream (H.264), plus

@@ -21,7 +21,7 @@ describe('sharedLaunch', () => {
   it('payloads the fan-out with the same payloader as a shared viewer, into a tee', () => {
     const payloader = sharedLaunch(false).replace(/^webrtcbin name=webrtcbin bundle-policy=max-bundle /, '').replace(/ ! webrtcbin\.$/, '');
     assert.equal(FANOUT_PRODUCER_LAUNCH, `${payloader} ! tee name=t allow-not-linked=true`);
-    assert.equal(FANOUT_VIEWER_LAUNCH, 'webrtcbin name=webrtcbin bundle-policy=max-bundle proxysrc name=rtpsrc ! webrtcbin.');
+    assert.equal(FANOUT_VIEWER_LAUNCH, 'webrtcbin name=webrtcbin bundle-policy=max-bundle');
   });
 });
 
