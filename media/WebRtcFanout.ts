@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Subscription } from 'rxjs';
 import { errorMessage } from '../config/errors.js';
-import { asAppSrc, asValve, GLib, Gst, objectName, parseLaunch, type GstElement, type GstMessage, type GstPad, type GstPipeline, type Valve } from './gst.js';
+import { asAppSrc, asValve, GLib, Gst, GstApp, objectName, parseLaunch, type GstElement, type GstMessage, type GstPad, type GstPipeline, type Valve } from './gst.js';
 import type { SampleHub } from './SampleHub.js';
 import { FANOUT_PRODUCER_LAUNCH } from './webrtcLaunch.js';
 
@@ -12,6 +12,9 @@ export type WebRtcFanoutEvents = {
   /** A warning or error of its pipeline, for the engine's log. */
   log: [level: 'warn' | 'error', msg: string];
 };
+
+/** At most this much stream (ns) waits in the fan-out's appsrc; older frames are dropped beyond it. */
+export const FANOUT_MAX_QUEUE_NS = 500_000_000n;
 
 /** A viewer inside the fan-out's pipeline: its webrtcbin, the valve in front of it, its tee pad. */
 interface Branch {
@@ -53,8 +56,14 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
     if (!(pipeline instanceof Gst.Pipeline)) throw new TypeError('the fan-out launch line is not a pipeline');
     this.#pipeline = pipeline;
     this.#tee = this.#pipeline.getByName('t')!;
-    const appsrc = this.#pipeline.getByName('videosrc')!;
-    asAppSrc(appsrc).format = Gst.Format.TIME;
+    const appsrc = asAppSrc(this.#pipeline.getByName('videosrc')!);
+    appsrc.format = Gst.Format.TIME;
+    // Bounded: when the tee's thread falls behind (a loaded machine, a burst of joins), the oldest frames go, so
+    // that every viewer's delay and the engine's memory stay bounded instead of growing with the backlog.
+    appsrc.setLeakyType(GstApp.AppLeakyType.DOWNSTREAM);
+    appsrc.setMaxTime(FANOUT_MAX_QUEUE_NS);
+    appsrc.setMaxBytes(0);
+    appsrc.setMaxBuffers(0);
     // Without a watch, an error here would go nowhere and every viewer would freeze without a word.
     this.#pipeline.getBus()!.addWatch(GLib.PRIORITY_DEFAULT, (_bus: unknown, message: GstMessage) => {
       try {
