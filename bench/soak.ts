@@ -67,7 +67,8 @@ const desired = (latency: number) => ({
 });
 
 const camera = await CameraSimulator.start({ user: 'viewer', password: 'soak-S3cret', width: 640, height: 360, fps: 30 });
-const env = { USER: camera.user, PASSWORD: camera.password, IP: `127.0.0.1:${camera.port}` };
+// The control plane as the images run it (ENV MALLOC_ARENA_MAX=2); the engine gets it from the control plane anyway.
+const env = { USER: camera.user, PASSWORD: camera.password, IP: `127.0.0.1:${camera.port}`, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' };
 const server = await startModule(desired(200), { env });
 const rtsp = RtspClients.start(1);
 const webrtc = await WebRtcReceivers.start();
