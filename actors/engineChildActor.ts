@@ -38,7 +38,8 @@ export function engineChildLogic(hooks: EngineChildHooks) {
       // Colour codes would end up in the JSON log lines. The module's own plugins (the `inference` element) come
       // first on GStreamer's plugin path, the user's GST_PLUGIN_PATH after them.
       // Two malloc arenas, not one per thread (GStreamer runs ~70): unset, the engine's RSS grew about 1 MB per camera
-      // drop and per swap over an hour (bench/soak.ts); with it, flat. A value the user sets wins.
+      // drop and per swap (bench/soak.ts); with it, those steps are gone (a slower, steady growth while WebRTC viewers
+      // are connected remains: see the soak). A value the user sets wins.
       env: { GST_DEBUG_NO_COLOR: '1', MALLOC_ARENA_MAX: '2', ...env, GST_PLUGIN_PATH: gstPluginPath(env) },
       serialization: 'json',
       // V8 does not see the size of GStreamer objects behind JS wrappers (samples, RTSP clients): the engine

@@ -10,7 +10,7 @@
  * fds and threads at that point and at the end (goal: flat), errors in the module's log (goal 0; those within 30 s of
  * a camera drop are counted apart), engine restarts, and viewers the module disconnected.
  *
- * Env: SOAK_MINUTES (60), SWAP_EVERY_S (300), DROP_EVERY_S (600), DROP_S (5).
+ * Env: SOAK_MINUTES (60), SWAP_EVERY_S (300), DROP_EVERY_S (600), DROP_S (5), SOAK_RTSP_VIEWERS (10), SOAK_WEBRTC_VIEWERS (5).
  * Run: npm run soak   (SOAK_MINUTES=3 npm run soak for a check that it works)
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -24,8 +24,9 @@ const MINUTES = Number(process.env.SOAK_MINUTES ?? 60);
 const SWAP_EVERY_MS = Number(process.env.SWAP_EVERY_S ?? 300) * 1000;
 const DROP_EVERY_MS = Number(process.env.DROP_EVERY_S ?? 600) * 1000;
 const DROP_MS = Number(process.env.DROP_S ?? 5) * 1000;
-const RTSP_VIEWERS = 10;
-const WEBRTC_VIEWERS = 5;
+/** Viewers (10 and 5 by default); fewer, or none, tell which path a growth comes from. */
+const RTSP_VIEWERS = Number(process.env.SOAK_RTSP_VIEWERS ?? 10);
+const WEBRTC_VIEWERS = Number(process.env.SOAK_WEBRTC_VIEWERS ?? 5);
 const SAMPLE_MS = 10_000;
 /** Growth is measured from here on: the first 10 minutes (caches, pools, JIT) are not a leak. */
 const BASELINE_MS = Math.min(10 * 60_000, (MINUTES * 60_000) / 3);
@@ -45,6 +46,9 @@ async function engineHeapMb(http: string): Promise<number> {
   const value = /_engine_memory_bytes\{[^}]*area="heap"[^}]*\} (\d+)/.exec(text)?.[1];
   return value ? Number(value) / 2 ** 20 : Number.NaN;
 }
+
+/** A frame rate, or '-' with no viewers of that kind. */
+const fps = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
 
 function sample(pid: number, at: number): Sample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -80,8 +84,8 @@ const heaps: { at: number; mb: number }[] = [];
 let swaps = 0;
 const startLog = server.module.logs.length;
 try {
-  await rtsp.open(`${server.rtsp}/player`, RTSP_VIEWERS, 'tcp');
-  const webrtcIds = await webrtc.open(`${server.http!.replace(/^http/, 'ws')}/ws`, WEBRTC_VIEWERS, { batch: WEBRTC_VIEWERS, timeoutMs: 60_000 });
+  if (RTSP_VIEWERS > 0) await rtsp.open(`${server.rtsp}/player`, RTSP_VIEWERS, 'tcp');
+  const webrtcIds = WEBRTC_VIEWERS > 0 ? await webrtc.open(`${server.http!.replace(/^http/, 'ws')}/ws`, WEBRTC_VIEWERS, { batch: WEBRTC_VIEWERS, timeoutMs: 60_000 }) : [];
   const t0 = performance.now();
   const end = t0 + MINUTES * 60_000;
   let nextSwap = t0 + SWAP_EVERY_MS;
@@ -115,7 +119,7 @@ try {
     if (now >= nextLine) {
       const counts = { rtsp: await rtsp.counts(), webrtc: await webrtc.counts(), at: performance.now() };
       const seconds = (counts.at - lastCounts.at) / 1000;
-      const rtspFps = counts.rtsp.frames[0]!.map((f, i) => (f - lastCounts.rtsp.frames[0]![i]!) / seconds);
+      const rtspFps = (counts.rtsp.frames[0] ?? []).map((f, i) => (f - lastCounts.rtsp.frames[0]![i]!) / seconds);
       const webrtcFps = webrtcIds.map((id) => ((counts.webrtc.counts[id] ?? 0) - (lastCounts.webrtc.counts[id] ?? 0)) / (counts.webrtc.at - lastCounts.webrtc.at));
       lastCounts = counts;
       const last = samples.at(-1)!;
@@ -124,7 +128,7 @@ try {
       console.log(
         `  ${((now - t0) / 60_000).toFixed(0).padStart(3)} min: control plane ${(last.control.rssKb / 1024).toFixed(1)} MB ${last.control.fds} fds ${last.control.threads} threads | ` +
           `engine ${(last.engine.rssKb / 1024).toFixed(1)} MB (JS heap ${heap.toFixed(1)}) ${last.engine.fds} fds ${last.engine.threads} threads | ` +
-          `fps over the minute: RTSP min ${Math.min(...rtspFps).toFixed(1)} median ${median(rtspFps).toFixed(1)}, WebRTC min ${Math.min(...webrtcFps).toFixed(1)}`,
+          `fps over the minute: RTSP min ${fps(Math.min(...rtspFps))} median ${rtspFps.length ? fps(median(rtspFps)) : '-'}, WebRTC min ${fps(Math.min(...webrtcFps))}`,
       );
       nextLine += 60_000;
     }
