@@ -11,6 +11,12 @@ type Server = InstanceType<typeof GstRtspServer.RTSPServer>;
 /** Up to this many sessions, viewers are counted every time; above, at most every RECOUNT_MS unless their number changes. */
 const FEW_SESSIONS = 16;
 const RECOUNT_MS = 5_000;
+/**
+ * RTP bytes are read from the media's RTP sessions at most this often: node-gtk keeps a copy of a boxed property
+ * it returns (an rtpsession's `stats` structure, ~300 B and more per viewer), measured as the engine's RSS growing
+ * 0.12 MB a minute with 10 RTSP viewers when read every second (bench/soak.ts with SOAK_WEBRTC_VIEWERS=0).
+ */
+export const BYTES_READ_MS = 15_000;
 type Factory = InstanceType<typeof GstRtspServer.RTSPMediaFactory>;
 type Media = InstanceType<typeof GstRtspServer.RTSPMedia>;
 type SessionPool = InstanceType<typeof GstRtspServer.RTSPSessionPool>;
@@ -102,6 +108,11 @@ export class RtspServer {
   readonly #mounts = new Map<string, Mount>();
   /** The last viewer count, with the number of sessions and the time it was taken. */
   #lastCount: ViewerCount = { sessions: -1, at: 0, viewers: {}, byMedia: new Map() };
+  /** When RTP bytes were last read (see BYTES_READ_MS). */
+  #bytesReadAt = Number.NEGATIVE_INFINITY;
+  /** Viewers per mount at that read (as text), and per media. */
+  #viewersAtRead = '';
+  readonly #watchingAtRead = new WeakMap<object, number>();
   /** proxysrc elements of live media, re-pointed when a new producer pipeline starts. */
   readonly #proxySources = new Set<GstElement>();
 
@@ -194,12 +205,25 @@ export class RtspServer {
   /**
    * Per mount: viewers (sessions that set the mount up, read from the server: signals with an RTSPContext hang
    * node-gtk) and RTP bytes sent to them. A shared media sends each packet once per viewer, so the bytes its
-   * RTP sessions produced since the last call count once per current viewer. Call it about once a second.
+   * RTP sessions produced since the last read count once per viewer watching. Call it about once a second; bytes are
+   * read every BYTES_READ_MS and when a mount's viewer count changes.
    */
   stats(): Record<string, { viewers: number; bytesSent: number }> {
     const { viewers, byMedia } = this.#countViewers();
     const result: Record<string, { viewers: number; bytesSent: number }> = {};
+    const now = performance.now();
+    // Read on a timer and whenever a mount's viewers changed, so a short visit is still counted.
+    const counts = JSON.stringify(viewers);
+    const readBytes = now - this.#bytesReadAt >= BYTES_READ_MS || counts !== this.#viewersAtRead;
+    if (readBytes) {
+      this.#bytesReadAt = now;
+      this.#viewersAtRead = counts;
+    }
     for (const [path, mount] of this.#mounts) {
+      if (!readBytes) {
+        result[path] = { viewers: viewers[path]!, bytesSent: mount.bytesSent };
+        continue;
+      }
       // Each media's viewers; a mount whose sessions could not be told apart by media (one media, as without
       // RTSPS) gives all of them to its only media.
       const known = [...mount.media.keys()].reduce((sum, media) => sum + (byMedia.get(media) ?? 0), 0);
@@ -212,7 +236,9 @@ export class RtspServer {
         const delta = produced >= last ? produced - last : produced;
         mount.media.set(media, produced);
         const watching = known === viewers[path] ? (byMedia.get(media) ?? 0) : mount.media.size === 1 ? viewers[path]! : 0;
-        mount.bytesSent += delta * watching;
+        // The bytes since the last read went to the viewers of then, or of now (one joined or left in between).
+        mount.bytesSent += delta * Math.max(watching, this.#watchingAtRead.get(media) ?? 0);
+        this.#watchingAtRead.set(media, watching);
       }
       result[path] = { viewers: viewers[path]!, bytesSent: mount.bytesSent };
     }
