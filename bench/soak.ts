@@ -37,6 +37,9 @@ const GROWTH_WINDOW_MS = 5 * 60_000;
 interface Sample {
   at: number;
   rssKb: number;
+  /** Of the RSS, anonymous memory (malloc's heap and mmaps, V8's heap): what a leak grows. The rest is mostly pages
+   * of mapped files (node's binary, libraries), which grow as code runs for the first time and are not a leak. */
+  anonKb: number;
   fds: number;
   threads: number;
 }
@@ -53,7 +56,7 @@ const fps = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-')
 function sample(pid: number, at: number): Sample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
-  return { at, rssKb: field('VmRSS'), fds: readdirSync(`/proc/${pid}/fd`).length, threads: field('Threads') };
+  return { at, rssKb: field('VmRSS'), anonKb: field('RssAnon'), fds: readdirSync(`/proc/${pid}/fd`).length, threads: field('Threads') };
 }
 
 const main = (latency: number) =>
@@ -126,8 +129,8 @@ try {
       const heap = await engineHeapMb(server.http!);
       heaps.push({ at: now - t0, mb: heap });
       console.log(
-        `  ${((now - t0) / 60_000).toFixed(0).padStart(3)} min: control plane ${(last.control.rssKb / 1024).toFixed(1)} MB ${last.control.fds} fds ${last.control.threads} threads | ` +
-          `engine ${(last.engine.rssKb / 1024).toFixed(1)} MB (JS heap ${heap.toFixed(1)}) ${last.engine.fds} fds ${last.engine.threads} threads | ` +
+        `  ${((now - t0) / 60_000).toFixed(0).padStart(3)} min: control plane ${(last.control.rssKb / 1024).toFixed(1)} MB (anon ${(last.control.anonKb / 1024).toFixed(1)}) ${last.control.fds} fds ${last.control.threads} threads | ` +
+          `engine ${(last.engine.rssKb / 1024).toFixed(1)} MB (anon ${(last.engine.anonKb / 1024).toFixed(1)}, JS heap ${heap.toFixed(1)}) ${last.engine.fds} fds ${last.engine.threads} threads | ` +
           `fps over the minute: RTSP min ${fps(Math.min(...rtspFps))} median ${rtspFps.length ? fps(median(rtspFps)) : '-'}, WebRTC min ${fps(Math.min(...webrtcFps))}`,
       );
       nextLine += 60_000;
@@ -148,17 +151,17 @@ try {
   const window = Math.min(GROWTH_WINDOW_MS, (last.control.at - base.control.at) / 2);
   const early = samples.filter((s) => s.control.at >= base.control.at && s.control.at < base.control.at + window);
   const late = samples.filter((s) => s.control.at > last.control.at - window);
-  const medianRss = (list: typeof samples, pick: (s: { control: Sample; engine: Sample }) => Sample) => median(list.map((s) => pick(s).rssKb));
-  const growth = (pick: (s: { control: Sample; engine: Sample }) => Sample) => {
-    const from = medianRss(early, pick);
-    const to = medianRss(late, pick);
-    const range = (list: typeof samples) => `${(Math.min(...list.map((s) => pick(s).rssKb)) / 1024).toFixed(0)}-${(Math.max(...list.map((s) => pick(s).rssKb)) / 1024).toFixed(0)}`;
+  const growth = (pick: (s: { control: Sample; engine: Sample }) => Sample, key: 'rssKb' | 'anonKb' = 'rssKb') => {
+    const from = median(early.map((s) => pick(s)[key]));
+    const to = median(late.map((s) => pick(s)[key]));
+    const range = (list: typeof samples) => `${(Math.min(...list.map((s) => pick(s)[key])) / 1024).toFixed(0)}-${(Math.max(...list.map((s) => pick(s)[key])) / 1024).toFixed(0)}`;
     return `${(((to - from) / from) * 100).toFixed(1)}% (median ${(from / 1024).toFixed(1)} MB [${range(early)}] -> ${(to / 1024).toFixed(1)} MB [${range(late)}])`;
   };
   const flat = (pick: (s: { control: Sample; engine: Sample }) => Sample, key: 'fds' | 'threads') =>
     `${pick(samples[0]!)[key]} at start, ${pick(base)[key]} at ${(base.control.at / 60_000).toFixed(0)} min, ${pick(last)[key]} at the end, max ${Math.max(...samples.map((s) => pick(s)[key]))}`;
   console.log(`\nsoak over ${MINUTES} min: ${swaps} swaps, ${drops.length} camera drops`);
   console.log(`RSS growth, the ${(window / 60_000).toFixed(0)} minutes from minute ${(base.control.at / 60_000).toFixed(0)} vs the last ${(window / 60_000).toFixed(0)} (goal < 5%): control plane ${growth((s) => s.control)}, engine ${growth((s) => s.engine)}`);
+  console.log(`  anonymous memory alone (RssAnon: heaps and mmaps, not pages of mapped files): control plane ${growth((s) => s.control, 'anonKb')}, engine ${growth((s) => s.engine, 'anonKb')}`);
   console.log(`engine JS heap (MB): ${(heaps.find((h) => h.at >= base.control.at) ?? heaps.at(-1))?.mb.toFixed(1)} at the baseline, ${heaps.at(-1)?.mb.toFixed(1)} at the end, max ${Math.max(...heaps.map((h) => h.mb)).toFixed(1)}`);
   console.log(`fds (goal flat): control plane ${flat((s) => s.control, 'fds')}; engine ${flat((s) => s.engine, 'fds')}`);
   console.log(`threads (goal flat): control plane ${flat((s) => s.control, 'threads')}; engine ${flat((s) => s.engine, 'threads')}`);
