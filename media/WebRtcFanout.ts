@@ -16,9 +16,28 @@ export type WebRtcFanoutEvents = {
 /** At most this much stream (ns) waits in the fan-out's appsrc; older frames are dropped beyond it. */
 export const FANOUT_MAX_QUEUE_NS = 500_000_000n;
 
+/** `iotedgegate` or `valve`: both have `drop`. */
+type Gate = GstElement & Pick<Valve, 'drop'>;
+
+/**
+ * The switch in front of a viewer's webrtcbin, closed: the plugin's `iotedgegate` (plugins/inference/gstgate.c),
+ * which passes rtph264pay's buffer lists whole, so a frame's packets go down webrtcbin's chain and out of nicesink
+ * as one (one g_socket_send_messages a frame, not a sendmsg a packet); or, without the plugin, `valve`, which splits
+ * them. Either drops buffers while closed and lets the sticky events (the caps) through.
+ */
+function gate(): Gate {
+  // IOTEDGE_FANOUT_GATE=valve: valve even with the plugin (bench/webrtc.ts's comparison).
+  const own = process.env.IOTEDGE_FANOUT_GATE === 'valve' ? null : Gst.ElementFactory.make('iotedgegate', null);
+  if (own) return own as Gate;
+  const valve = asValve(Gst.ElementFactory.make('valve', null)!);
+  valve.dropMode = 1; // forward-sticky-events: the caps reach webrtcbin, buffers do not
+  valve.drop = true;
+  return valve;
+}
+
 /** A viewer inside the fan-out's pipeline: its webrtcbin, the valve in front of it, its tee pad. */
 interface Branch {
-  readonly valve: Valve;
+  readonly valve: Gate;
   /** The viewer's webrtcbin's messages (its errors are its own, not the fan-out's). */
   readonly onMessage: (message: GstMessage) => void;
   /** Null until linked, and once unlinked. */
@@ -97,9 +116,7 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
    * @returns false when the webrtcbin could not start: the branch stays until {@link detach}, as for any viewer.
    */
   attach(webrtcbin: GstElement, onMessage: (message: GstMessage) => void): boolean {
-    const valve = asValve(Gst.ElementFactory.make('valve', null)!);
-    valve.dropMode = 1; // forward-sticky-events: the caps reach webrtcbin, buffers do not
-    valve.drop = true;
+    const valve = gate();
     this.#pipeline.add(valve);
     this.#pipeline.add(webrtcbin);
     const sinkPad = webrtcbin.requestPadSimple('sink_%u');

@@ -13,7 +13,7 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 stamps=.cache/setup
 mkdir -p "$stamps"
 
-src="plugins/inference/gstinference.c plugins/inference/gstasyncstate.c plugins/inference/gsthub.c"
+src="plugins/inference/gstinference.c plugins/inference/gstasyncstate.c plugins/inference/gsthub.c plugins/inference/gstgate.c"
 out=dist/gst-plugins/libgstiotedgeinference.so
 cc=${CC:-cc}
 key="$(cat $src plugins/inference/*.h | sha1sum | cut -d' ' -f1)-$(pkg-config --modversion gstreamer-base-1.0)-$("$cc" -dumpfullversion -dumpversion | head -1)-$(uname -m)"

@@ -13,6 +13,7 @@
 #include <gst/base/gstbasetransform.h>
 
 #include "gstasyncstate.h"
+#include "gstgate.h"
 #include "gsthub.h"
 
 #ifndef PACKAGE
@@ -80,7 +81,8 @@ plugin_init (GstPlugin * plugin)
 {
   GST_DEBUG_CATEGORY_INIT (gst_inference_debug, "inference", 0, "gst-iotedge inference tap");
   return gst_element_register (plugin, "inference", GST_RANK_NONE, GST_TYPE_INFERENCE)
-      && gst_async_state_register (plugin) && gst_iotedge_hub_register (plugin);
+      && gst_async_state_register (plugin) && gst_iotedge_hub_register (plugin)
+      && gst_iotedge_gate_register (plugin);
 }
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, iotedgeinference,
