@@ -7,7 +7,8 @@
  * Prints, per N: CPU of the module's two processes and of the baseline, their ratio (goal <= 1.15 at 16), every
  * viewer's fps (goal >= 29), and how many cameras fit before a viewer drops below 29 fps. The cameras' and the
  * viewers' processes are measured apart.
- * Env: CAMERAS (4,8,16,24), SIZE (1280x720), BITRATE (2000 kbit/s), WINDOW_S (10), RUNS (1), LINK (appsink: the
+ * Env: CAMERAS (4,8,16,24), SIZE (1280x720), BITRATE (2000 kbit/s), WINDOW_S (10), RUNS (1), BASELINE_QUEUE (1: a
+ *      `queue` in each baseline relay, the module's thread hop per frame, to tell the hop's cost), LINK (appsink: the
  *      seed's appsink/appsrc, handed over by the plugin's `iotedgehub` in C; js: the same through the JS hub,
  *      `IOTEDGE_HUB=js`; proxysink: `proxysink name=camI` -> `proxysrc name=camIsrc`, the newer spelling).
  * Run: node dist/bench/cameras.js
@@ -80,7 +81,9 @@ async function moduleRelays(cameraBase: string, cameraPid: number, n: number): P
 }
 
 async function baselineRelays(cameraBase: string, cameraPid: number, n: number): Promise<Measured> {
-  const relay = (cam: string) => `( rtspsrc location=${cameraBase}/${cam} protocols=tcp latency=200 ! rtph264depay ! h264parse config-interval=-1 ! rtph264pay config-interval=-1 name=pay0 pt=96 )`;
+  // BASELINE_QUEUE=1: a queue before the payloader gives the plain server the module's one thread hop per frame.
+  const hop = process.env.BASELINE_QUEUE === '1' ? 'queue ! ' : '';
+  const relay = (cam: string) => `( rtspsrc location=${cameraBase}/${cam} protocols=tcp latency=200 ! rtph264depay ! h264parse config-interval=-1 ! ${hop}rtph264pay config-interval=-1 name=pay0 pt=96 )`;
   const server = await baselineRtspServer(relay('cam0'), Object.fromEntries(names(n).map((cam) => [cam, relay(cam)])));
   try {
     return await measure([server.pid], cameraPid, names(n).map((cam) => `${server.base}/${cam}`));
