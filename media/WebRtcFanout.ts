@@ -21,9 +21,9 @@ type Gate = GstElement & Pick<Valve, 'drop'>;
 
 /**
  * The switch in front of a viewer's webrtcbin, closed: the plugin's `iotedgegate` (plugins/inference/gstgate.c),
- * which passes rtph264pay's buffer lists whole, so a frame's packets go down webrtcbin's chain and out of nicesink
- * as one (one g_socket_send_messages a frame, not a sendmsg a packet); or, without the plugin, `valve`, which splits
- * them. Either drops buffers while closed and lets the sticky events (the caps) through.
+ * which passes rtph264pay's buffer lists whole, so a frame's packets go down webrtcbin's chain as one (libnice
+ * still sends them one by one); or, without the plugin, `valve`, which splits them. Either drops buffers while
+ * closed and lets the sticky events (the caps) through.
  */
 function gate(): Gate {
   // IOTEDGE_FANOUT_GATE=valve: valve even with the plugin (bench/webrtc.ts's comparison).

@@ -3,8 +3,8 @@
  *
  * Why: in the WebRTC fan-out each viewer's webrtcbin sits behind a gate that opens once its DTLS is up. rtph264pay
  * pushes the packets of a fragmented frame as one GstBufferList, and webrtcbin's send chain (rtpbin, srtpenc,
- * funnel, nicesink's render_list -> one g_socket_send_messages) keeps lists; `valve` has no chain_list, so it
- * split each list into single buffers and every viewer paid the chain and a sendmsg per packet.
+ * funnel, nicesink) takes lists; `valve` has no chain_list, so it split each list into single buffers and every
+ * viewer's chain ran once per packet. (libnice still writes a list one packet at a time: one sendmsg a packet.)
  *
  *   drop (boolean, default TRUE): while set, buffers, buffer lists and non-sticky serialized events are dropped;
  *   sticky events (stream-start, caps, segment, EOS) always pass, so downstream knows the caps before it flows.
