@@ -2,7 +2,11 @@
 """Baseline for the RTSP benchmarks (bench/rtsp.ts, bench/tls.ts, bench/cameras.ts): a plain gst-rtsp-server serving
 shared launch lines, nothing else; with --tls, a second server serves the same mount points as RTSPS.
 Usage: rtspBaselineServer.py <port> <launch> [--tls <tls-port> <pem>] [<path> <launch>]...
-(<launch> at /player, then one line per extra mount; <pem> holds certificate and key; prints "ready" once listening)"""
+(<launch> at /player, then one line per extra mount; <pem> holds certificate and key; prints "ready" once listening)
+Env BASELINE_PIPELINES: a JSON object of named pipelines run beside the server (each to its own pipeline, as the
+module runs them); a mount's `proxysrc name=<x>src` is fed from the `proxysink name=<x>` of those pipelines."""
+import json
+import os
 import signal
 import sys
 import gi
@@ -16,6 +20,26 @@ args = sys.argv[3:]
 tls_args = None
 if args[:1] == ['--tls']:
     tls_args, args = args[1:3], args[3:]
+pipelines = [Gst.parse_launch(line) for line in json.loads(os.environ.get('BASELINE_PIPELINES', '{}')).values()]
+for pipeline in pipelines:
+    pipeline.set_state(Gst.State.PLAYING)
+
+
+def feed_proxies(_factory, media):
+    """proxysrc name=<x>src -> the proxysink named <x> in one of the pipelines."""
+    iterator = media.get_element().iterate_recurse()
+    while True:
+        result, element = iterator.next()
+        if result != Gst.IteratorResult.OK:
+            break
+        name = element.get_name()
+        if element.get_factory().get_name() == 'proxysrc' and name.endswith('src'):
+            for pipeline in pipelines:
+                sink = pipeline.get_by_name(name[:-3])
+                if sink is not None:
+                    element.set_property('proxysink', sink)
+
+
 server = GstRtspServer.RTSPServer()
 server.set_address('127.0.0.1')
 server.set_service(sys.argv[1])
@@ -25,6 +49,8 @@ for path, launch in mounts:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(True)
+    if pipelines:
+        factory.connect('media-configure', feed_proxies)
     server.get_mount_points().add_factory(path if path.startswith('/') else '/' + path, factory)
     factories.append(factory)
 server.attach(None)

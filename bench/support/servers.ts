@@ -86,11 +86,19 @@ export async function startModule(desired: Record<string, unknown>, options: { p
 }
 
 /** A plain gst-rtsp-server (python3-gi) serving `launch` at /player: the baseline of the RTSP benchmarks. */
-export async function baselineRtspServer(launch: string, mounts: Record<string, string> = {}): Promise<{ url: string; base: string; pid: number; stop(): Promise<void> }> {
+export async function baselineRtspServer(
+  launch: string,
+  mounts: Record<string, string> = {},
+  /** Named pipelines run beside the server; a mount's `proxysrc name=<x>src` is fed from their `proxysink name=<x>`. */
+  pipelines: Record<string, string> = {},
+): Promise<{ url: string; base: string; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
   const script = fileURLToPath(new URL('../../../bench/rtspBaselineServer.py', import.meta.url));
   const extra = Object.entries(mounts).flatMap(([path, line]) => [path, line]);
-  const child = spawn('/usr/bin/python3', [script, String(port), launch, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('/usr/bin/python3', [script, String(port), launch, ...extra], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, BASELINE_PIPELINES: JSON.stringify(pipelines) },
+  });
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
     child.once('exit', (code) => reject(new Error(`baseline server exited ${code}`)));
