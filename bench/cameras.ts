@@ -146,7 +146,7 @@ async function sequential(cameraBase: string, cameraPid: number, n: number): Pro
 }
 
 /** Both relaying at once; one line per window, and the window with the median ratio as the result. */
-async function paired(cameraBase: string, cameraPid: number, n: number): Promise<{ m: Measured; b: Measured; windows: number[] }> {
+async function paired(cameraBase: string, cameraPid: number, n: number): Promise<{ m: Measured; b: Measured }> {
   const module = await moduleRelays(cameraBase, n);
   try {
     const baseline = await baselineRelays(cameraBase, n);
@@ -159,7 +159,7 @@ async function paired(cameraBase: string, cameraPid: number, n: number): Promise
         console.log(`      window ${w + 1}: module ${fmt(m!.load)} (control plane ${fmt(m!.each[0]!)} + engine ${fmt(m!.each[1]!)}) | plain ${fmt(b!.load)} CPU-s/s | ratio ${fmt(ratios[w]!)} | cameras ${fmt(m!.cameras)} CPU-s/s (serving both)`);
       }
       const mid = ratios.indexOf(median(ratios));
-      return { m: windows[mid]![0]!, b: windows[mid]![1]!, windows: ratios };
+      return { m: windows[mid]![0]!, b: windows[mid]![1]! };
     } finally {
       await baseline.stop();
     }
