@@ -25,7 +25,7 @@ type Gate = GstElement & Pick<Valve, 'drop'>;
  * still sends them one by one); or, without the plugin, `valve`, which splits them. Either drops buffers while
  * closed and lets the sticky events (the caps) through.
  */
-function gate(): Gate {
+function makeGate(): Gate {
   // IOTEDGE_FANOUT_GATE=valve: valve even with the plugin (bench/webrtc.ts's comparison).
   const own = process.env.IOTEDGE_FANOUT_GATE === 'valve' ? null : Gst.ElementFactory.make('iotedgegate', null);
   if (own) return own as Gate;
@@ -35,9 +35,9 @@ function gate(): Gate {
   return valve;
 }
 
-/** A viewer inside the fan-out's pipeline: its webrtcbin, the valve in front of it, its tee pad. */
+/** A viewer inside the fan-out's pipeline: its webrtcbin, the gate in front of it, its tee pad. */
 interface Branch {
-  readonly valve: Gate;
+  readonly gate: Gate;
   /** The viewer's webrtcbin's messages (its errors are its own, not the fan-out's). */
   readonly onMessage: (message: GstMessage) => void;
   /** Null until linked, and once unlinked. */
@@ -54,7 +54,7 @@ interface Branch {
  * Why no thread hop: with a webrtcbin per viewer in its own pipeline (a `proxysink` branch read by the viewer's
  * `proxysrc`, whose queue is a thread), the queues' wake-ups and sleeps were a third of the engine at 100 viewers.
  * A send chain does not block (nicesink sends without waiting and drops what the socket refuses), so one slow or
- * gone viewer does not hold the tee up; until its DTLS is up, a valve in front of it drops buffers (and passes
+ * gone viewer does not hold the tee up; until its DTLS is up, a gate in front of it drops buffers (and passes
  * the caps, so webrtcbin negotiates), because transportsendbin holds buffers back until then.
  */
 export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
@@ -110,41 +110,41 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
   }
 
   /**
-   * Adds a viewer's webrtcbin (named uniquely, in NULL) to this pipeline behind a closed valve, and brings both to
+   * Adds a viewer's webrtcbin (named uniquely, in NULL) to this pipeline behind a closed gate, and brings both to
    * the pipeline's state. Not fed yet: {@link link} does that. Messages from inside the webrtcbin go to `onMessage`.
-   * @throws TypeError when the valve cannot be linked to webrtcbin (GStreamer changed).
+   * @throws TypeError when the gate cannot be linked to webrtcbin (GStreamer changed).
    * @returns false when the webrtcbin could not start: the branch stays until {@link detach}, as for any viewer.
    */
   attach(webrtcbin: GstElement, onMessage: (message: GstMessage) => void): boolean {
-    const valve = gate();
-    this.#pipeline.add(valve);
+    const gate = makeGate();
+    this.#pipeline.add(gate);
     this.#pipeline.add(webrtcbin);
     const sinkPad = webrtcbin.requestPadSimple('sink_%u');
-    if (!sinkPad || valve.getStaticPad('src')!.link(sinkPad) !== Gst.PadLinkReturn.OK) {
+    if (!sinkPad || gate.getStaticPad('src')!.link(sinkPad) !== Gst.PadLinkReturn.OK) {
       this.#pipeline.remove(webrtcbin);
-      this.#pipeline.remove(valve);
-      throw new TypeError('cannot link a valve to webrtcbin');
+      this.#pipeline.remove(gate);
+      throw new TypeError('cannot link the gate to webrtcbin');
     }
-    this.#branches.set(webrtcbin, { valve, onMessage, teePad: null, unlinked: false });
-    return valve.syncStateWithParent() && webrtcbin.syncStateWithParent();
+    this.#branches.set(webrtcbin, { gate, onMessage, teePad: null, unlinked: false });
+    return gate.syncStateWithParent() && webrtcbin.syncStateWithParent();
   }
 
   /**
    * Feeds a branch from the tee, once its elements play: one still in NULL answers FLUSHING, which the tee returns
-   * upstream: the shared appsrc's task stops, every viewer freezes. Buffers stop at the valve until {@link open}.
+   * upstream: the shared appsrc's task stops, every viewer freezes. Buffers stop at the gate until {@link open}.
    */
   link(webrtcbin: GstElement): void {
     const branch = this.#branches.get(webrtcbin);
     if (!branch || branch.teePad || branch.unlinked) return;
     const teePad = this.#tee.requestPadSimple('src_%u')!;
-    teePad.link(branch.valve.getStaticPad('sink')!);
+    teePad.link(branch.gate.getStaticPad('sink')!);
     branch.teePad = teePad;
   }
 
   /** Lets buffers through to a viewer whose DTLS is up (its peer asks for a key frame then). */
   open(webrtcbin: GstElement): void {
     const branch = this.#branches.get(webrtcbin);
-    if (branch && !branch.unlinked) branch.valve.drop = false;
+    if (branch && !branch.unlinked) branch.gate.drop = false;
   }
 
   /**
@@ -158,7 +158,7 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
     if (!branch || branch.unlinked) return;
     branch.unlinked = true;
     if (!branch.teePad) return;
-    branch.teePad.unlink(branch.valve.getStaticPad('sink')!);
+    branch.teePad.unlink(branch.gate.getStaticPad('sink')!);
     this.#tee.releaseRequestPad(branch.teePad);
     branch.teePad = null;
   }
@@ -172,8 +172,8 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
     const branch = this.#branches.get(webrtcbin);
     if (!branch) return;
     this.#branches.delete(webrtcbin);
-    branch.valve.setState(Gst.State.NULL);
-    this.#pipeline.remove(branch.valve);
+    branch.gate.setState(Gst.State.NULL);
+    this.#pipeline.remove(branch.gate);
     if (webrtcbin.getParent() === this.#pipeline) this.#pipeline.remove(webrtcbin);
   }
 
@@ -217,7 +217,7 @@ export class WebRtcFanout extends EventEmitter<WebRtcFanoutEvents> {
     const src = message.src;
     if (!src || src === this.#pipeline) return null;
     for (const [webrtcbin, branch] of this.#branches) {
-      if (src === webrtcbin || src === branch.valve || src.hasAsAncestor(webrtcbin)) return branch;
+      if (src === webrtcbin || src === branch.gate || src.hasAsAncestor(webrtcbin)) return branch;
     }
     return null;
   }
