@@ -98,7 +98,18 @@ export async function baselineRtspServer(
   const child = spawn('/usr/bin/python3', [script, String(port), launch, ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, BASELINE_PIPELINES: JSON.stringify(pipelines) },
+    // Its own session, as the module's engine has (engineChildActor forks it detached). Where the kernel groups
+    // processes by session for CPU fairness (sched_autogroup, outside a cgroup: this VM, a desktop), a server left
+    // in the benchmark's session shares one group with the cameras and the viewers, and one in its own gets
+    // scheduled sooner: its threads wake per packet instead of per few. The same node-gtk relay cost 1.085 times
+    // as much in its own session as in ours, side by side (bench/cameras.ts, 16 cameras), so the plain server
+    // runs where the module does.
+    detached: true,
   });
+  // Detached, it would outlive a benchmark that exits without stopping it.
+  const orphan = () => child.kill('SIGKILL');
+  process.once('exit', orphan);
+  child.once('exit', () => process.off('exit', orphan));
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
     child.once('exit', (code) => reject(new Error(`baseline server exited ${code}`)));
