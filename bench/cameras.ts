@@ -12,6 +12,9 @@
  * process, the same work in every window, took 0.14 to 0.19 CPU-s/s from one minute to the next) counts the same
  * on both sides of the ratio; the ratio is the median of WINDOWS windows. `PAIRED=0` measures them one after the
  * other, alone on the machine, which is what "how many fit" needs (paired, the baseline's load is beside them).
+ * The plain server runs in a session of its own, as the engine does (`spawnBaseline`): sharing the benchmark's session
+ * (and so its sched_autogroup) with the cameras and viewers, it was woken later and batched more packets per
+ * wake-up, which read as the module costing 1.26-1.37 times as much; in its own session, 1.16.
  * Env: CAMERAS (4,8,16,24), SIZE (1280x720), BITRATE (2000 kbit/s), WINDOW_S (10), WINDOWS (3, paired), PAIRED (1),
  *      RUNS (1), BASELINE_QUEUE (1: a
  *      `queue` in each baseline relay, the module's thread hop per frame, to tell the hop's cost), LINK (appsink: the

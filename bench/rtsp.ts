@@ -12,13 +12,12 @@
  *      WINDOW_S (8), VIEWERS (100,500,1000), TRANSPORTS (tcp,udp), CLIENT_PROCS (1), SWAPS (5).
  * Run: node dist/bench/rtsp.js [relay|fanout|swap]
  */
-import { spawn } from 'node:child_process';
 import { cpuLoads, median } from './cpu.js';
 import type { ModuleProcess } from '../test/support/ModuleProcess.js';
 import { RtspTcpClient } from '../test/support/RtspTcpClient.js';
 import type { RtspTransport } from './support/RtspClient.js';
 import { RtspClients } from './support/RtspClients.js';
-import { baselineRtspServer, freePort, h264Source, sleep, startModule, stopChild } from './support/servers.js';
+import { baselineRtspServer, freePort, h264Source, sleep, spawnBaseline, startModule, stopChild } from './support/servers.js';
 
 const WINDOW_MS = Number(process.env.WINDOW_S ?? 8) * 1000;
 const VIEWER_COUNTS = (process.env.VIEWERS ?? '100,500,1000').split(',').map(Number);
@@ -78,7 +77,7 @@ async function relay(): Promise<void> {
 
   const udpPort = await freePort();
   const launch = `${src} ! tee name=t ! queue ! rtph264pay config-interval=-1 pt=96 ! udpsink host=127.0.0.1 port=${udpPort} sync=false t. ! queue ! fakesink sync=false`;
-  const gst = spawn('gst-launch-1.0', ['-q', ...launch.split(/\s+/)], { stdio: 'ignore' });
+  const gst = spawnBaseline('gst-launch-1.0', ['-q', ...launch.split(/\s+/)], { stdio: 'ignore' });
   await sleep(2_000);
   const gstLoad = await cpuLoad([gst.pid!], WINDOW_MS);
   await stopChild(gst);

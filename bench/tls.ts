@@ -12,7 +12,7 @@
  * Env: VIEWERS (50), SIZE (640x360), PATTERN (snow), BITRATE (2000), RTP_MTU (the payloaders' mtu, default theirs: 1400),
  * WINDOW_S (5), RUNS (3), CONNECTIONS (8), SECONDS (3).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSelfSigned } from '../certs/selfSigned.js';
 import { cpuSeconds, median } from './cpu.js';
+import { spawnBaseline } from './support/servers.js';
 import { ModuleProcess } from '../test/support/ModuleProcess.js';
 import { RtspTcpClient } from '../test/support/RtspTcpClient.js';
 
@@ -80,7 +81,7 @@ async function freePort(): Promise<number> {
 async function baselineServer(launch: string, pem: string): Promise<{ child: ChildProcess; urls: { plain: string; tls: string } }> {
   const [port, tlsPort] = [await freePort(), await freePort()];
   const script = fileURLToPath(new URL('../../bench/rtspBaselineServer.py', import.meta.url));
-  const child = spawn('/usr/bin/python3', [script, String(port), launch, '--tls', String(tlsPort), pem], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawnBaseline('/usr/bin/python3', [script, String(port), launch, '--tls', String(tlsPort), pem], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
     child.on('exit', (code) => reject(new Error(`baseline server exited ${code}`)));

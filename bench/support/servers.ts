@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -85,6 +85,24 @@ export async function startModule(desired: Record<string, unknown>, options: { p
   }
 }
 
+/**
+ * Starts a baseline process (a plain GStreamer server or gst-launch-1.0 measured against the module) in its own
+ * session, as the module's engine runs (engineChildActor forks it detached). Where the kernel groups processes by
+ * session for CPU fairness (sched_autogroup, for processes outside a CPU cgroup: this VM, a desktop; not a
+ * container), a process left in the benchmark's session shares one group with the cameras and the viewers, and
+ * one in a session of its own is woken sooner: its threads take a packet per wake-up instead of a few, which costs
+ * more. The same node-gtk relay of 16 cameras cost 1.085 times as much in its own session as in the benchmark's,
+ * side by side; the module's engine against that copy, both in their own sessions: 1.000. Killed if the benchmark
+ * exits without stopping it (a detached child would outlive it).
+ */
+export function spawnBaseline(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  const child = spawn(command, args, { ...options, detached: true });
+  const orphan = () => child.kill('SIGKILL');
+  process.once('exit', orphan);
+  child.once('exit', () => process.off('exit', orphan));
+  return child;
+}
+
 /** A plain gst-rtsp-server (python3-gi) serving `launch` at /player: the baseline of the RTSP benchmarks. */
 export async function baselineRtspServer(
   launch: string,
@@ -95,21 +113,10 @@ export async function baselineRtspServer(
   const port = await freePort();
   const script = fileURLToPath(new URL('../../../bench/rtspBaselineServer.py', import.meta.url));
   const extra = Object.entries(mounts).flatMap(([path, line]) => [path, line]);
-  const child = spawn('/usr/bin/python3', [script, String(port), launch, ...extra], {
+  const child = spawnBaseline('/usr/bin/python3', [script, String(port), launch, ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, BASELINE_PIPELINES: JSON.stringify(pipelines) },
-    // Its own session, as the module's engine has (engineChildActor forks it detached). Where the kernel groups
-    // processes by session for CPU fairness (sched_autogroup, outside a cgroup: this VM, a desktop), a server left
-    // in the benchmark's session shares one group with the cameras and the viewers, and one in its own gets
-    // scheduled sooner: its threads wake per packet instead of per few. The same node-gtk relay cost 1.085 times
-    // as much in its own session as in ours, side by side (bench/cameras.ts, 16 cameras), so the plain server
-    // runs where the module does.
-    detached: true,
   });
-  // Detached, it would outlive a benchmark that exits without stopping it.
-  const orphan = () => child.kill('SIGKILL');
-  process.once('exit', orphan);
-  child.once('exit', () => process.off('exit', orphan));
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
     child.once('exit', (code) => reject(new Error(`baseline server exited ${code}`)));
