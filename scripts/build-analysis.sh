@@ -20,8 +20,9 @@ key="$(cat $src plugins/inference/*.h | sha1sum | cut -d' ' -f1)-$(pkg-config --
 if [ ! -f "$out" ] || [ "$(cat "$stamps/plugin" 2>/dev/null)" != "$key" ]; then
   say "building the GStreamer plugin $out"
   mkdir -p "$(dirname "$out")"
+  # libgstapp by its run-time name: gsthub.c declares the two calls it makes (no -dev package needed).
   # shellcheck disable=SC2046 # pkg-config prints several words on purpose
-  "$cc" -shared -fPIC -O2 -Wall -Werror -o "$out.tmp" $src $(pkg-config --cflags --libs gstreamer-base-1.0)
+  "$cc" -shared -fPIC -O2 -Wall -Werror -o "$out.tmp" $src $(pkg-config --cflags --libs gstreamer-base-1.0) -l:libgstapp-1.0.so.0
   mv "$out.tmp" "$out"
   printf '%s' "$key" > "$stamps/plugin"
 fi
