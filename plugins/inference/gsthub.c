@@ -360,7 +360,8 @@ static void
 gst_iotedge_hub_attach_producer (GstIotedgeHub * hub, GstElement * sink, const gchar * name, guint group_id)
 {
   Producer *producer;
-  g_return_if_fail (GST_IS_ELEMENT (sink) && name != NULL);
+  /* An appsink: its samples are pulled with gst_app_sink_pull_sample. */
+  g_return_if_fail (G_TYPE_CHECK_INSTANCE_TYPE (sink, g_type_from_name ("GstAppSink")) && name != NULL);
   producer = g_new0 (Producer, 1);
   producer->hub = gst_object_ref (hub);
   producer->sink = sink;
@@ -402,7 +403,8 @@ static void
 gst_iotedge_hub_attach_consumer (GstIotedgeHub * hub, GstElement * appsrc, const gchar * name)
 {
   Consumer *consumer;
-  g_return_if_fail (GST_IS_ELEMENT (appsrc) && name != NULL);
+  /* An appsrc: buffers go in with gst_app_src_push_buffer. */
+  g_return_if_fail (G_TYPE_CHECK_INSTANCE_TYPE (appsrc, g_type_from_name ("GstAppSrc")) && name != NULL);
   consumer = g_new0 (Consumer, 1);
   consumer->appsrc = gst_object_ref (appsrc);
   consumer->caps_version = G_MAXUINT;
