@@ -4,17 +4,21 @@
  *            same with 1 (goal: CPU(100)/CPU(1) <= 3, every viewer >= 29 fps, RUNS runs within ±10% of each
  *            other). The viewers are webrtcbin receivers in one Python process that do not decode
  *            (bench/support/webrtcReceivers.py; their CPU is printed apart); one headless chromium tab on
- *            webrtc.html joins at the end as the real-browser check.
+ *            webrtc.html joins at the end as the real-browser check. Each run then measures the same steps
+ *            against plain GStreamer (BASELINE=0: not): one python3-gi process encoding the same way and teeing RTP
+ *            to a webrtcbin per viewer in the module's layout (bench/support/webrtcBaselineSender.py), in its own
+ *            session as the engine is, so that the ratio's reach is known: what GStreamer itself scales by.
  *   picture: page load to the first decoded frame in webrtc.html in chromium (goal: median <= 500 ms), with where
  *            the time goes, from the page's own marks (window.player.marks) and the module's log.
  * Env: VIEWERS (1,25,50,100: the steps; the ratio is at the last), RUNS (3), WINDOW_S (10), SIZE (640x360),
- *      BITRATE (1000 kbit/s), LOADS (5), PER_VIEWER (0: viewers of a per-viewer-mode comparison, e.g. 10).
+ *      BITRATE (1000 kbit/s), LOADS (5), PER_VIEWER (0: viewers of a per-viewer-mode comparison, e.g. 10), BASELINE (1).
  * Run: node dist/bench/webrtc.js [fanout|picture]
  */
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../test/support/browser.js';
 import { cpuLoads, median, spread } from './cpu.js';
 import { sleep, startModule, type BenchModule } from './support/servers.js';
+import { WebRtcBaseline } from './support/WebRtcBaseline.js';
 import { WebRtcReceivers } from './support/WebRtcReceivers.js';
 
 const STEPS = (process.env.VIEWERS ?? '1,25,50,100').split(',').map(Number).filter((n) => n > 1);
@@ -23,6 +27,7 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const WINDOW_MS = Number(process.env.WINDOW_S ?? 10) * 1000;
 const LOADS = Number(process.env.LOADS ?? 5);
 const PER_VIEWER = Number(process.env.PER_VIEWER ?? 0);
+const BASELINE = process.env.BASELINE !== '0';
 const SIZE = process.env.SIZE ?? '640x360';
 const [W, H] = SIZE.split('x');
 const BITRATE = Number(process.env.BITRATE ?? 1000);
@@ -73,21 +78,29 @@ interface Step {
   medianFps: number;
 }
 
+/** CPU of `pids` and every light viewer's fps with 1 viewer, then at each step, on the signalling URL `ws`. */
+async function measureSteps(receivers: WebRtcReceivers, ws: string, pids: () => number[], steps: number[]): Promise<Step[]> {
+  const results: Step[] = [];
+  const ids: string[] = [];
+  for (const n of [1, ...steps]) {
+    ids.push(...(await receivers.open(ws, n - ids.length, { batch: 10, timeoutMs: 60_000 })));
+    await sleep(settleMs(n));
+    const measured = pids();
+    const [cpu, fps] = await Promise.all([cpuLoads([...measured, receivers.pid], WINDOW_MS), receivers.fps(ids, WINDOW_MS)]);
+    const clients = cpu.each.at(-1)!;
+    const [control, engine] = measured.length > 1 ? (cpu.each as [number, number]) : [0, cpu.each[0]!];
+    results.push({ viewers: n, module: control + engine, control, engine, clients, minFps: Math.min(...fps), medianFps: median(fps) });
+  }
+  return results;
+}
+
 /** One run: a module, 1 light viewer, then up to the last step; CPU and every viewer's fps at each. */
 async function fanoutRun(browser: Browser | null, desired: Record<string, unknown>, steps: number[]): Promise<{ steps: Step[]; browser: number | null }> {
   return withModule(desired, async (server) => {
     const receivers = await WebRtcReceivers.start();
     const ws = `${server.http!.replace(/^http/, 'ws')}/ws`;
     try {
-      const results: Step[] = [];
-      const ids: string[] = [];
-      for (const n of [1, ...steps]) {
-        ids.push(...(await receivers.open(ws, n - ids.length, { batch: 10, timeoutMs: 60_000 })));
-        await sleep(settleMs(n));
-        const [cpu, fps] = await Promise.all([cpuLoads([...server.pids(), receivers.pid], WINDOW_MS), receivers.fps(ids, WINDOW_MS)]);
-        const [control, engine, clients] = cpu.each as [number, number, number];
-        results.push({ viewers: n, module: control + engine, control, engine, clients, minFps: Math.min(...fps), medianFps: median(fps) });
-      }
+      const results = await measureSteps(receivers, ws, () => server.pids(), steps);
       let browserRate: number | null = null;
       if (browser) {
         const page = await browser.newPage();
@@ -108,10 +121,24 @@ async function fanoutRun(browser: Browser | null, desired: Record<string, unknow
   });
 }
 
+/** The same steps against plain GStreamer: one python3-gi process with the module's fan-out layout (WebRtcBaseline). */
+async function baselineRun(steps: number[]): Promise<Step[]> {
+  const sender = await WebRtcBaseline.start(ENCODE);
+  const receivers = await WebRtcReceivers.start();
+  try {
+    return await measureSteps(receivers, sender.url, () => [sender.pid], steps);
+  } finally {
+    await receivers.stop();
+    await sender.stop();
+    if (sender.errors.length > 0) console.log(`  plain sender errors: ${sender.errors.slice(0, 3).join('; ')}`);
+  }
+}
+
 async function fanout(): Promise<void> {
   console.log(`WebRTC fan-out (shared), ${SIZE}@30 H.264 ${BITRATE} kbit/s, light viewers (webrtcbin, no decoding), ${WINDOW_MS / 1000} s windows, ${RUNS} runs`);
   const browser = await launchChromium();
   const ratios: number[] = [];
+  const plainRatios: number[] = [];
   try {
     for (let run = 1; run <= RUNS; run++) {
       const { steps, browser: browserRate } = await fanoutRun(browser, SHARED, STEPS);
@@ -129,11 +156,21 @@ async function fanout(): Promise<void> {
         `  CPU(1) ${fmt(one.module)}, CPU(${last.viewers}) ${fmt(last.module)}, ratio ${fmt(last.module / one.module, 2)} (goal <= 3); ` +
           `fps over ${last.viewers} viewers min ${fmt(last.minFps, 1)} median ${fmt(last.medianFps, 1)} (goal >= 29); chromium tab as viewer ${last.viewers + 1}: ${browserRate === null ? 'n/a' : `${fmt(browserRate, 1)} fps decoded`}`,
       );
+      if (BASELINE) {
+        const plain = await baselineRun(STEPS);
+        const [p1, pN] = [plain[0]!, plain.at(-1)!];
+        plainRatios.push(pN.module / p1.module);
+        console.log(
+          `  plain GStreamer (python3-gi, the same tee ! valve ! webrtcbin layout): CPU(1) ${fmt(p1.module)}, CPU(${pN.viewers}) ${fmt(pN.module)}, ` +
+            `ratio ${fmt(pN.module / p1.module, 2)}; fps min ${fmt(pN.minFps, 1)}; module/plain at 1 ${fmt(one.module / p1.module, 2)}, at ${pN.viewers} ${fmt(last.module / pN.module, 2)}`,
+        );
+      }
     }
   } finally {
     await browser.close();
   }
   console.log(`ratio CPU(${MAX_VIEWERS})/CPU(1) over ${RUNS} runs: ${ratios.map((r) => fmt(r, 2)).join(', ')}; median ${fmt(median(ratios), 2)}, spread ±${fmt(spread(ratios) * 100, 1)}% (goal <= 3, within ±10%)`);
+  if (BASELINE) console.log(`plain GStreamer's ratio over ${RUNS} runs: ${plainRatios.map((r) => fmt(r, 2)).join(', ')}; median ${fmt(median(plainRatios), 2)}`);
   if (PER_VIEWER > 1) {
     const { steps } = await fanoutRun(null, PER_VIEWER_TWIN, [PER_VIEWER]);
     const [one, many] = [steps[0]!, steps.at(-1)!];
