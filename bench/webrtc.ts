@@ -8,12 +8,15 @@
  *            against plain GStreamer (BASELINE=0: not): one python3-gi process encoding the same way and teeing RTP
  *            to a webrtcbin per viewer in the module's layout (bench/support/webrtcBaselineSender.py), in its own
  *            session as the engine is, so that the ratio's reach is known: what GStreamer itself scales by.
+ *   side:    the module and plain GStreamer side by side, SIDE_VIEWERS (50) light viewers each, WINDOWS (3)
+ *            windows: the engine's CPU over the plain sender's, and where each spends it, by thread.
  *   picture: page load to the first decoded frame in webrtc.html in chromium (goal: median <= 500 ms), with where
  *            the time goes, from the page's own marks (window.player.marks) and the module's log.
  * Env: VIEWERS (1,25,50,100: the steps; the ratio is at the last), RUNS (3), WINDOW_S (10), SIZE (640x360),
  *      BITRATE (1000 kbit/s), LOADS (5), PER_VIEWER (0: viewers of a per-viewer-mode comparison, e.g. 10), BASELINE (1).
- * Run: node dist/bench/webrtc.js [fanout|picture]
+ * Run: node dist/bench/webrtc.js [fanout|picture|side] (no argument: fanout and picture)
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../test/support/browser.js';
 import { cpuLoads, median, spread } from './cpu.js';
@@ -180,6 +183,73 @@ async function fanout(): Promise<void> {
   }
 }
 
+/**
+ * The module and plain GStreamer side by side, SIDE_VIEWERS light viewers each (each side its own receivers'
+ * process), so that both see the same machine in every window: the back-to-back figures of `fanout` move with this
+ * VM's speed between windows (module/plain at 100 read 1.09 to 1.37 in one set of runs). Prints the engine's CPU
+ * over the plain sender's per window (the control plane apart) and, for the first, where each spends it by thread.
+ */
+async function side(): Promise<void> {
+  const viewers = Number(process.env.SIDE_VIEWERS ?? 50);
+  const windows = Number(process.env.WINDOWS ?? 3);
+  console.log(`WebRTC fan-out side by side: module (shared) and plain GStreamer, ${viewers} light viewers each, ${SIZE}@30, ${windows} windows of ${WINDOW_MS / 1000} s`);
+  await withModule(SHARED, async (server) => {
+    const plain = await WebRtcBaseline.start(ENCODE);
+    const [toModule, toPlain] = await Promise.all([WebRtcReceivers.start(), WebRtcReceivers.start()]);
+    try {
+      const [moduleIds, plainIds] = await Promise.all([
+        toModule.open(`${server.http!.replace(/^http/, 'ws')}/ws`, viewers, { batch: 10, timeoutMs: 60_000 }),
+        toPlain.open(plain.url, viewers, { batch: 10, timeoutMs: 60_000 }),
+      ]);
+      await sleep(settleMs(viewers));
+      const [control, engine] = server.pids() as [number, number];
+      const ratios: number[] = [];
+      for (let w = 1; w <= windows; w++) {
+        const before = [threadTicks(engine), threadTicks(plain.pid)] as const;
+        const [cpu, fpsModule, fpsPlain] = await Promise.all([
+          cpuLoads([control, engine, plain.pid, toModule.pid, toPlain.pid], WINDOW_MS),
+          toModule.fps(moduleIds, WINDOW_MS),
+          toPlain.fps(plainIds, WINDOW_MS),
+        ]);
+        const [c, e, p, rm, rp] = cpu.each as [number, number, number, number, number];
+        ratios.push(e / p);
+        console.log(
+          `  window ${w}: engine ${fmt(e)} (+ control plane ${fmt(c)}), plain ${fmt(p)} CPU-s/s, engine/plain ${fmt(e / p)}, with the control plane ${fmt((c + e) / p)}; ` +
+            `fps min module ${fmt(Math.min(...fpsModule), 1)} plain ${fmt(Math.min(...fpsPlain), 1)}; receivers ${fmt(rm)} and ${fmt(rp)} CPU-s/s`,
+        );
+        if (w === 1) {
+          const seconds = WINDOW_MS / 1000;
+          for (const [label, pid, from] of [['engine', engine, before[0]], ['plain', plain.pid, before[1]]] as const) {
+            const rows = [...threadTicks(pid)].map(([name, t]) => [name, (t - (from.get(name) ?? 0)) / 100 / seconds] as const).filter(([, v]) => v >= 0.002);
+            console.log(`    ${label} by thread: ${rows.sort((a, b) => b[1] - a[1]).map(([name, v]) => `${name} ${fmt(v)}`).join(', ')}`);
+          }
+        }
+      }
+      console.log(`engine/plain over ${windows} windows: ${ratios.map((r) => fmt(r)).join(', ')}; median ${fmt(median(ratios))}`);
+    } finally {
+      await Promise.all([toModule.stop(), toPlain.stop()]);
+      await plain.stop();
+    }
+  });
+}
+
+/** CPU ticks of a process's threads by name (digits at the end merged: `videotestsrc1:s` and `...0:s` alike). */
+function threadTicks(pid: number): Map<string, number> {
+  const ticks = new Map<string, number>();
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+    } catch {
+      continue; // a thread that ended meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+(?=:|$)/, '#');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks.set(name, (ticks.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
 /** The page's marks and the module's log lines of one load, in ms from the page's navigation start. */
 type Marks = Record<string, number>;
 const STAGES: [string, string][] = [
@@ -245,3 +315,4 @@ async function picture(): Promise<void> {
 const only = process.argv[2];
 if (!only || only === 'fanout') await fanout();
 if (!only || only === 'picture') await picture();
+if (only === 'side') await side();
