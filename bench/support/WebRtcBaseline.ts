@@ -1,16 +1,16 @@
 import type { ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server } from 'node:http';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { helperReady, jsonOrNull } from './jsonLines.js';
 import { spawnBaseline, stopChild } from './servers.js';
 
 /** The sender's process (this file is dist/bench/support/WebRtcBaseline.js). */
 const SCRIPT = fileURLToPath(new URL('../../../bench/support/webrtcBaselineSender.py', import.meta.url));
 
 /** A line from the sender's process (see webrtcBaselineSender.py). */
-type SenderLine = { op: 'ready' } | { op: 'signal'; id: string; msg: unknown } | { op: 'error'; id: string | null; reason: string };
+type SenderLine = { op: 'signal'; id: string; msg: unknown } | { op: 'error'; id: string | null; reason: string };
 
 /**
  * The plain-GStreamer baseline of the WebRTC fan-out benchmark: one python3-gi process (webrtcBaselineSender.py)
@@ -34,37 +34,17 @@ export class WebRtcBaseline {
   /** Starts the sender on `encode` (a launch line ending in H.264) and its signalling socket. */
   static async start(encode: string): Promise<WebRtcBaseline> {
     const child = spawnBaseline('/usr/bin/python3', [SCRIPT, encode], { stdio: ['pipe', 'pipe', 'pipe'] });
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      if (line.trim() !== '' && !/gupnp/i.test(line)) process.stderr.write(`webrtcBaselineSender.py: ${line}\n`);
-    });
     const http = createServer();
     const baseline = new WebRtcBaseline(child, http);
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        let parsed: SenderLine;
-        try {
-          parsed = JSON.parse(line) as SenderLine;
-        } catch {
-          return;
-        }
-        if (parsed.op === 'ready') resolve();
-        else baseline.#onLine(parsed);
-      });
-      child.once('exit', (code) => reject(new Error(`webrtcBaselineSender.py exited (${code}) before it was ready`)));
-    });
+    await helperReady<SenderLine>(child, 'webrtcBaselineSender.py', (line) => baseline.#onLine(line));
     let next = 0;
     new WebSocketServer({ server: http, path: '/ws' }).on('connection', (socket) => {
       const id = `s${++next}`;
       baseline.#sockets.set(id, socket);
       baseline.#command({ op: 'open', id });
       socket.on('message', (data) => {
-        let msg: unknown;
-        try {
-          msg = JSON.parse(data.toString());
-        } catch {
-          return;
-        }
-        baseline.#command({ op: 'signal', id, msg });
+        const msg = jsonOrNull(data.toString());
+        if (msg !== null) baseline.#command({ op: 'signal', id, msg });
       });
       socket.on('close', () => {
         baseline.#sockets.delete(id);

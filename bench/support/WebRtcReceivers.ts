@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import { helperReady, jsonOrNull } from './jsonLines.js';
 
 /** The receivers' process (this file is dist/bench/support/WebRtcReceivers.js). */
 const SCRIPT = fileURLToPath(new URL('../../../bench/support/webrtcReceivers.py', import.meta.url));
@@ -9,7 +9,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A line from the receivers' process (see webrtcReceivers.py). */
 type ReceiverLine =
-  | { op: 'ready' }
   | { op: 'signal'; id: string; msg: unknown }
   | { op: 'state'; id: string; state: string }
   | { op: 'counts'; counts: Record<string, number>; at: number }
@@ -54,24 +53,8 @@ export class WebRtcReceivers {
   /** Spawns the receivers' process and waits for it to be ready. */
   static async start(): Promise<WebRtcReceivers> {
     const child = spawn('/usr/bin/python3', [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
-    // libnice's UPnP attempts warn for every receiver (no gateway here): noise, not news.
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      if (line.trim() !== '' && !/gupnp/i.test(line)) process.stderr.write(`webrtcReceivers.py: ${line}\n`);
-    });
     const receivers = new WebRtcReceivers(child);
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        let parsed: ReceiverLine;
-        try {
-          parsed = JSON.parse(line) as ReceiverLine;
-        } catch {
-          return;
-        }
-        if (parsed.op === 'ready') resolve();
-        else receivers.#onLine(parsed);
-      });
-      child.once('exit', (code) => reject(new Error(`webrtcReceivers.py exited (${code}) before it was ready`)));
-    });
+    await helperReady<ReceiverLine>(child, 'webrtcReceivers.py', (line) => receivers.#onLine(line));
     return receivers;
   }
 
@@ -154,12 +137,7 @@ export class WebRtcReceivers {
     const receiver: Receiver = { socket, state: 'new', closed: null };
     this.#receivers.set(id, receiver);
     socket.on('message', (data) => {
-      let msg: unknown;
-      try {
-        msg = JSON.parse(data.toString());
-      } catch {
-        return;
-      }
+      const msg = jsonOrNull(data.toString());
       if (typeof msg === 'object' && msg !== null && ('sdp' in msg || 'ice' in msg)) this.#command({ op: 'signal', id, msg });
     });
     socket.on('close', (code, reason) => {

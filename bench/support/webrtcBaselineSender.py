@@ -15,11 +15,7 @@ on `/ws`, relayed by the Node driver (bench/support/WebRtcBaseline.ts) over stdi
        {"op": "signal", "id": "s1", "msg": {...}}     to the viewer: {"sdp": offer} or {"ice": {...}}
        {"op": "error", "id": "s1", "reason": "..."}
 """
-import json
-import os
-import signal
 import sys
-import threading
 
 import gi
 
@@ -28,16 +24,9 @@ gi.require_version('GstWebRTC', '1.0')
 gi.require_version('GstSdp', '1.0')
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 
+from gstlines import send, serve  # noqa: E402
+
 Gst.init(None)
-_out_lock = threading.Lock()
-
-
-def send(obj):
-    """One line on stdout; signals come from webrtcbin's threads, so writes are serialised."""
-    line = json.dumps(obj, separators=(',', ':')) + '\n'
-    with _out_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
 
 
 # As media/webrtcLaunch.ts's payloader, after the encoder instead of an appsrc.
@@ -120,7 +109,6 @@ class Viewer:
 
 
 viewers = {}
-pending = b''
 
 
 def on_command(cmd):
@@ -137,33 +125,14 @@ def on_command(cmd):
         send({'op': 'error', 'id': vid, 'reason': f'{op}: {error}'})
 
 
-def on_stdin(fd, _condition):
-    global pending
-    chunk = os.read(fd, 1 << 16)
-    if not chunk:
-        loop.quit()
-        return False
-    pending += chunk
-    *lines, pending = pending.split(b'\n')
-    for line in lines:
-        if line.strip():
-            on_command(json.loads(line))
-    return True
-
-
 def on_error(_bus, message):
     error, _debug = message.parse_error()
     send({'op': 'error', 'id': None, 'reason': f'{message.src.get_name()}: {error.message}'})
 
 
-loop = GLib.MainLoop()
 bus = pipeline.get_bus()
 bus.add_signal_watch()
 bus.connect('message::error', on_error)
 pipeline.set_state(Gst.State.PLAYING)
-GLib.io_add_watch(0, GLib.PRIORITY_DEFAULT, GLib.IOCondition.IN | GLib.IOCondition.HUP, on_stdin)
-GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
-GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
-send({'op': 'ready'})
-loop.run()
+serve(on_command)
 pipeline.set_state(Gst.State.NULL)

@@ -15,11 +15,6 @@ driver (bench/support/WebRtcReceivers.ts) over stdio, one JSON object a line:
        {"op": "counts", "counts": {"r1": 123, ...}, "at": <monotonic s>}
        {"op": "error", "id": "r1", "reason": "..."}
 """
-import json
-import os
-import signal
-import sys
-import threading
 import time
 
 import gi
@@ -27,18 +22,11 @@ import gi
 gi.require_version('Gst', '1.0')
 gi.require_version('GstWebRTC', '1.0')
 gi.require_version('GstSdp', '1.0')
-from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
+from gi.repository import Gst, GstSdp, GstWebRTC  # noqa: E402
+
+from gstlines import send, serve  # noqa: E402
 
 Gst.init(None)
-_out_lock = threading.Lock()
-
-
-def send(obj):
-    """One line on stdout; signals come from webrtcbin's threads, so writes are serialised."""
-    line = json.dumps(obj, separators=(',', ':')) + '\n'
-    with _out_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
 
 
 class Receiver:
@@ -126,7 +114,6 @@ class Receiver:
 
 
 receivers = {}
-pending = b''
 
 
 def on_command(cmd):
@@ -145,25 +132,6 @@ def on_command(cmd):
         send({'op': 'error', 'id': rid, 'reason': f'{op}: {error}'})
 
 
-def on_stdin(fd, _condition):
-    global pending
-    chunk = os.read(fd, 1 << 16)
-    if not chunk:
-        loop.quit()
-        return False
-    pending += chunk
-    *lines, pending = pending.split(b'\n')
-    for line in lines:
-        if line.strip():
-            on_command(json.loads(line))
-    return True
-
-
-loop = GLib.MainLoop()
-GLib.io_add_watch(0, GLib.PRIORITY_DEFAULT, GLib.IOCondition.IN | GLib.IOCondition.HUP, on_stdin)
-GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
-GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
-send({'op': 'ready'})
-loop.run()
+serve(on_command)
 for receiver in receivers.values():
     receiver.close()
