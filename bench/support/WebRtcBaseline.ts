@@ -74,7 +74,7 @@ export class WebRtcBaseline {
   #onLine(line: SenderLine): void {
     if (line.op === 'signal') {
       const socket = this.#sockets.get(line.id);
-      if (socket?.readyState === socket?.OPEN) socket?.send(JSON.stringify(line.msg));
+      if (socket && socket.readyState === socket.OPEN) socket.send(JSON.stringify(line.msg));
     } else if (line.op === 'error') {
       this.errors.push(`${line.id}: ${line.reason}`);
     }
