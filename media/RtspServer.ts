@@ -2,7 +2,7 @@ import type { Subscription } from 'rxjs';
 import { mountsLosingAccess } from '../auth/rtspSpec.js';
 import type { EngineEvent, RtspAuthSpec, RtspConfig, RtspTlsSpec } from '../ipc/protocol.js';
 import { errorMessage } from '../config/errors.js';
-import { allElements, asProxySrc, gi, GLib, type GstElement } from './gst.js';
+import { allElements, asProxySrc, gi, GLib, Gst, type GstElement } from './gst.js';
 import { applyRtspAuth } from './rtspAuth.js';
 import type { SampleHub } from './SampleHub.js';
 
@@ -394,7 +394,7 @@ export class RtspServer {
       else if (factoryName === 'proxysrc') {
         proxies.push(child);
         this.#proxySources.add(child);
-        this.#linkProxy(child);
+        this.#linkProxy(child, true);
       }
     }
     for (const feed of feeds) mount.feeds.add(feed);
@@ -411,10 +411,20 @@ export class RtspServer {
     );
   }
 
-  #linkProxy(source: GstElement): void {
+  /**
+   * Points a proxysrc at the running proxysink of its stream. `fresh`: a proxysrc of media being configured (not
+   * playing yet), which must also get the stream's sticky events (stream-start, caps, segment): proxysink copies them
+   * to its proxysrc only after a sticky event failed to reach one, and a producer that started before the first
+   * viewer sent its events to no proxysrc at all, so the second viewer's media got buffers with no caps, failed to
+   * preroll and every later viewer was refused (503). A custom sticky event sent now fails against the new proxysrc
+   * (its pads are still flushing), which makes proxysink copy all of them in front of its next buffer.
+   */
+  #linkProxy(source: GstElement, fresh = false): void {
     const stream = streamNameOf(source.name);
     const sink = stream ? this.#findElement(stream) : null;
-    if (sink && sink.getFactory()?.getName() === 'proxysink') asProxySrc(source).proxysink = sink;
+    if (!sink || sink.getFactory()?.getName() !== 'proxysink') return;
+    asProxySrc(source).proxysink = sink;
+    if (fresh) sink.getStaticPad('sink')?.sendEvent(Gst.Event.newCustom(Gst.EventType.CUSTOM_DOWNSTREAM_STICKY, Gst.Structure.newEmpty('gst-iotedge-relink')));
   }
 
   /**

@@ -106,15 +106,23 @@ describe('RTSP at /player', () => {
     }
   });
 
-  it('also accepts the newer proxysink name=video -> proxysrc name=videosrc spelling', async () => {
+  it('also accepts the newer proxysink name=video -> proxysrc name=videosrc spelling, for every viewer in turn', async () => {
+    // Video and audio: with two proxysrcs the second viewer's media got no sticky events (caps), failed to preroll
+    // and every viewer after the first was refused with 503.
     const { module, url } = await startModule({
-      pipeline: TEST_SOURCE('ball').replace('appsink name=video max-buffers=30 drop=true sync=false', 'proxysink name=video'),
-      rtsp_pipeline: '( proxysrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 )',
+      pipeline:
+        TEST_SOURCE('ball').replace('appsink name=video max-buffers=30 drop=true sync=false', 'proxysink name=video') +
+        ' audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=1 ! audioconvert ! avenc_aac ! aacparse ! proxysink name=audio',
+      rtsp_pipeline:
+        '( proxysrc name=videosrc ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 proxysrc name=audiosrc ! aacparse ! rtpmp4apay name=pay1 pt=97 )',
     });
     await module.waitForPipeline('main', 'playing');
-    const tcp = viewer(url, 'tcp');
-    await tcp.waitForFrames(30);
-    await tcp.stop();
+    for (const transport of ['tcp', 'udp', 'tcp'] as const) {
+      const one = viewer(url, transport);
+      await one.waitForFrames(30);
+      await one.stop();
+    }
+    assert.deepEqual((await probe(url)).map((s) => s.codec_name).sort(), ['aac', 'h264']);
     await module.stop();
   });
 
