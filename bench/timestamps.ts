@@ -4,14 +4,21 @@
  *           |interval - 1/fps|, in shared mode (main pipeline -> appsink -> hub -> appsrc -> /player), in shared mode
  *           relaying a camera (rtspsrc in the main pipeline), and in direct mode (rtsp_pipeline encodes itself)
  *           (goal: shared p99 <= 1 ms); the arrival-time jitter beside it, for scale.
- *   avsync: the A/V offset (audio edge - video edge, ms) a viewer presents (found by videoanalyse and level in
- *           bench/support/avSyncViewer.py), for two sources whose picture and sound change at the same timestamps:
+ *   avsync: the A/V offset (audio edge - video edge, ms) two viewers present, for two sources whose picture and sound
+ *           change at the same timestamps:
  *           - generated in the module (videotestsrc `flip=true` turns the picture over every 50 frames, audiotestsrc
  *             ticks at the same 1.667 s), the same encoders in every mode: direct (encoders and payloaders in
  *             rtsp_pipeline), shared through the sample hub (appsink -> appsrc) and shared through proxysink ->
  *             proxysrc; what shared adds to direct is the module's own share, with no camera's RTCP in between;
  *           - a camera relayed (bench/support/avSyncCamera.py: flash and beep): the camera itself, direct, shared.
- *           The module should add nothing to direct mode's offset (goal: within a frame, ±33 ms).
+ *           The viewers: ffmpeg (bench/support/ffmpegAvEdges.ts), which puts both streams on the sender's clock by the
+ *           RTCP sender reports, as ffplay and VLC do, and GStreamer's playbin (bench/support/avSyncViewer.py), whose
+ *           rtspsrc presents what the packets' arrival says and changes with how a viewer joins. The module should add
+ *           nothing to direct mode's offset (goal: within a frame, ±33 ms).
+ *           A sender report's time is the packet's timestamp plus the latency upstream of its RTP session (rtpsession's
+ *           rtcp-sync-send-time, on by default): generated in direct mode that is 33.3 ms for the video (one frame of
+ *           the live source) and 10 ms for the audio, so direct mode shows audio 24 to 30 ms late; through the hub
+ *           both sessions start at a live appsrc (latency 0) and report the producer's timestamps as they are.
  * Env: WINDOW_S (10), RUNS (1).
  * Run: node dist/bench/timestamps.js [jitter|avsync]
  */
@@ -20,6 +27,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { median, percentile } from './cpu.js';
 import { CameraSimulator } from '../test/support/cameraSimulator.js';
+import { ffmpegAvEdges, type AvEdge } from './support/ffmpegAvEdges.js';
 import { RtspClient } from './support/RtspClient.js';
 import { freePort, sleep, startModule, stopChild } from './support/servers.js';
 
@@ -81,17 +89,13 @@ async function jitter(): Promise<void> {
   }
 }
 
-interface Edge {
-  kind: 'video' | 'audio';
-  edge: 'up' | 'down';
-  t: number;
-}
+type Edge = AvEdge;
+type Viewer = 'ffmpeg' | 'gstreamer';
+// GStreamer's first: its offset depends on joining a media that is already playing, ffmpeg's does not.
+const VIEWERS: Viewer[] = ['gstreamer', 'ffmpeg'];
 
-/**
- * The A/V offsets (ms) a viewer presents: each video edge with the audio edge of the same direction nearest to it,
- * or with the nearest audio edge of direction `audioEdge` (a tick's start: every flip of the picture has one).
- */
-async function offsets(url: string, audioEdge?: Edge['edge']): Promise<{ values: number[]; video: number; audio: number }> {
+/** The edges the GStreamer viewer (bench/support/avSyncViewer.py: playbin, rtspsrc's lip-sync) presents in WINDOW_MS. */
+async function gstreamerEdges(url: string): Promise<Edge[]> {
   const script = fileURLToPath(new URL('../../bench/support/avSyncViewer.py', import.meta.url));
   const viewer = spawn('/usr/bin/python3', [script, url], { stdio: ['pipe', 'pipe', 'inherit'] });
   const edges: Edge[] = [];
@@ -102,14 +106,47 @@ async function offsets(url: string, audioEdge?: Edge['edge']): Promise<{ values:
   });
   await sleep(WINDOW_MS + 2_000);
   await stopChild(viewer);
-  const video = edges.filter((e) => e.kind === 'video').slice(1);
+  // Its first video edge can be the first frame's.
+  const firstVideo = edges.findIndex((e) => e.kind === 'video');
+  return firstVideo < 0 ? edges : edges.filter((_, i) => i !== firstVideo);
+}
+
+/**
+ * The A/V offsets (ms) one viewer presents: each video edge with the audio edge of the same direction nearest to
+ * it, or with the nearest audio edge of direction `audioEdge` (a tick's start: every flip of the picture has one).
+ * ffmpeg watches WINDOW_MS after its first 6 s (before its first sender reports).
+ */
+async function offsets(url: string, viewer: Viewer, audioEdge?: Edge['edge']): Promise<{ values: number[]; video: number; audio: number }> {
+  const edges = viewer === 'ffmpeg' ? await ffmpegAvEdges(url, WINDOW_MS / 1000 + 6, 6) : await gstreamerEdges(url);
+  const video = edges.filter((e) => e.kind === 'video');
   const audio = edges.filter((e) => e.kind === 'audio');
   const result: number[] = [];
   for (const v of video) {
     const nearest = audio.filter((a) => a.edge === (audioEdge ?? v.edge)).sort((a, b) => Math.abs(a.t - v.t) - Math.abs(b.t - v.t))[0];
-    if (nearest && Math.abs(nearest.t - v.t) < 250e6) result.push((nearest.t - v.t) / 1e6);
+    // Same-direction edges come every second at the camera and every 1.667 s generated: 450 ms is unambiguous.
+    if (nearest && Math.abs(nearest.t - v.t) < 450e6) result.push((nearest.t - v.t) / 1e6);
   }
   return { values: result, video: video.length, audio: audio.length };
+}
+
+/** Every viewer's offsets of one mode, one line each; each viewer's median kept by mode for the comparisons. */
+async function measure(name: string, url: string, byMode: Map<string, number[]>, audioEdge?: Edge['edge']): Promise<void> {
+  for (const viewer of VIEWERS) {
+    const result = await offsets(url, viewer, audioEdge);
+    show(`${name} ${viewer.padEnd(9)}`, result);
+    const key = `${name.trim()}|${viewer}`;
+    if (result.values.length > 0) byMode.set(key, [...(byMode.get(key) ?? []), median(result.values)]);
+  }
+}
+
+/** `a - b` for each viewer over the runs (medians of the per-run medians), with the per-run figures. */
+function compare(a: string, b: string, byMode: Map<string, number[]>, goal: string): void {
+  for (const viewer of VIEWERS) {
+    const x = byMode.get(`${a}|${viewer}`) ?? [];
+    const y = byMode.get(`${b}|${viewer}`) ?? [];
+    if (x.length === 0 || y.length === 0) continue;
+    console.log(`  ${a} - ${b}, ${viewer}: ${fmt(median(x) - median(y), 1)} ms over ${x.length} run(s) (per run, median: ${b} ${y.map((v) => v.toFixed(0)).join(' ')}; ${a} ${x.map((v) => v.toFixed(0)).join(' ')}) (${goal})`);
+  }
 }
 
 /** Picture and sound that change together, made in the module: 50 frames at 30 fps = one tick interval. */
@@ -151,21 +188,13 @@ async function avsyncGenerated(): Promise<void> {
     for (const [name, desired] of modes) {
       const server = await startModule({ ...desired, http_server: false });
       try {
-        const result = await offsets(`${server.rtsp}/player`, 'up');
-        show(name, result);
-        if (result.values.length > 0) byMode.set(name, [...(byMode.get(name) ?? []), median(result.values)]);
+        await measure(name, `${server.rtsp}/player`, byMode, 'up');
       } finally {
         await server.stop();
       }
     }
   }
-  const direct = byMode.get(modes[0]![0]) ?? [];
-  for (const [name] of modes.slice(1)) {
-    const shared = byMode.get(name) ?? [];
-    if (direct.length > 0 && shared.length > 0) {
-      console.log(`  ${name.trim()} - direct: ${fmt(median(shared) - median(direct), 1)} ms over ${RUNS} run(s) (per run, median: direct ${direct.map((v) => v.toFixed(0)).join(' ')}; ${name.trim()} ${shared.map((v) => v.toFixed(0)).join(' ')}) (goal: within ±33 ms)`);
-    }
-  }
+  for (const [name] of modes.slice(1)) compare(name.trim(), 'direct', byMode, 'goal: within ±33 ms');
 }
 
 async function avsync(): Promise<void> {
@@ -179,16 +208,16 @@ async function avsync(): Promise<void> {
   });
   const cameraUrl = `rtsp://127.0.0.1:${port}/camera`;
   console.log(`A/V offset at an RTSP viewer of a relayed camera (audio edge - video edge; flash and beep share their timestamps at the camera), ${WINDOW_MS / 1000} s`);
+  const byMode = new Map<string, number[]>();
   try {
     for (let run = 1; run <= RUNS; run++) {
-      const reference = await offsets(cameraUrl);
-      show('camera itself          ', reference);
+      await measure('camera itself          ', cameraUrl, byMode);
       const direct = await startModule({
         rtsp_pipeline: `( rtspsrc location=${cameraUrl} protocols=tcp name=src src. ! rtph264depay ! h264parse ! rtph264pay config-interval=-1 name=pay0 pt=96 src. ! rtpmp4gdepay ! aacparse ! rtpmp4gpay name=pay1 pt=97 )`,
         http_server: false,
       });
       try {
-        show('module, direct         ', await offsets(`${direct.rtsp}/player`));
+        await measure('module, direct         ', `${direct.rtsp}/player`, byMode);
       } finally {
         await direct.stop();
       }
@@ -200,14 +229,14 @@ async function avsync(): Promise<void> {
         http_server: false,
       });
       try {
-        const result = await offsets(`${shared.rtsp}/player`);
-        show('module, shared (hub)   ', result);
-        const { values } = result;
-        if (values.length > 0 && reference.values.length > 0) console.log(`  shared - camera: ${fmt(median(values) - median(reference.values), 1)} ms (goal: 0 within a frame, ±33 ms)`);
+        await measure('module, shared (hub)   ', `${shared.rtsp}/player`, byMode);
       } finally {
         await shared.stop();
       }
     }
+    compare('module, shared (hub)', 'module, direct', byMode, 'goal: within a frame, ±33 ms');
+    compare('module, shared (hub)', 'camera itself', byMode, 'what the relay adds, direct as shared');
+    compare('module, direct', 'camera itself', byMode, 'the same for direct mode');
   } finally {
     await stopChild(camera);
   }

@@ -55,8 +55,9 @@ export interface WebRtcPeerOptions {
    */
   readonly offer?: string;
   /**
-   * Shared mode's fan-outs: a shared viewer (seed protocol, no Opus audio in the hub) reads RTP from a branch of
-   * the current one through a proxysrc, instead of taking every sample into its own appsrc.
+   * Shared mode's fan-outs: a shared viewer (seed protocol, no Opus audio in the hub) gets its webrtcbin inside the
+   * current fan-out's pipeline, on a branch of its RTP (media/WebRtcFanout.ts), instead of taking every sample into
+   * its own appsrc.
    */
   readonly fanouts?: WebRtcFanouts;
 }
